@@ -95,6 +95,8 @@ define("MOOSENG_MASTERS", "master-1,master-2,master-3", parse_list,
        "Host names of the master containers, in a fixed order.", "all")
 define("MOOSENG_API_PORT", "9430", parse_port, "Port of each master agent's HTTP API.", "all")
 define("MOOSENG_LOG_LEVEL", "INFO", parse_str, "Log level of the Python processes.", "all")
+define("MOOSENG_DATA_DIR", "/var/lib/mooseng", parse_str,
+       "Persistent state of the container (a named volume); MooseFS DATA_PATH is its mfs/ folder.", "all")
 # --- MooseFS ports ----------------------------------------------------------
 define("MOOSENG_MATOML_PORT", "9419", parse_port, "mfsmaster port for metaloggers.", "master")
 define("MOOSENG_MATOCS_PORT", "9420", parse_port, "mfsmaster port for chunkservers.", "master")
@@ -109,12 +111,37 @@ define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "300", parse_positive_int,
        "How often the router asks each agent's /leader (milliseconds).", "router")
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")
+# --- master HA agent (mooseng agent) -------------------------------------------
+define("MOOSENG_TTL", "2.0", parse_positive_float,
+       "Leader lease time to live (seconds); a dead leader is replaced about this long after it died.",
+       "master")
+define("MOOSENG_LOOP_WAIT", "0.5", parse_positive_float,
+       "Seconds between two HA decisions; the lease holder renews once per loop.", "master")
+define("MOOSENG_RETRY_TIMEOUT", "0.5", parse_positive_float,
+       "Upper bound of one Raft store call (seconds); loop_wait + 2*retry_timeout must be <= ttl.",
+       "master")
+define("MOOSENG_SAFETY_MARGIN", "0.5", parse_positive_float,
+       "The holder stops mfsmaster if it could not renew for ttl minus this many seconds.", "master")
+define("MOOSENG_RAFT_PORT", "9440", parse_port, "Port of the agents' Raft (pysyncobj) links.", "master")
+define("MOOSENG_RAFT_MIN_TIMEOUT", "0.4", parse_positive_float,
+       "Raft election timeout, lower bound (seconds).", "master")
+define("MOOSENG_RAFT_MAX_TIMEOUT", "0.8", parse_positive_float,
+       "Raft election timeout, upper bound (seconds).", "master")
+define("MOOSENG_RAFT_PASSWORD", "", parse_str,
+       "Shared secret encrypting Raft links (generated into .env by make); the agent refuses to "
+       "start without it.", "master")
+define("MOOSENG_API_TOKEN", "", parse_str,
+       "Bearer token for POST /switchover; empty refuses every switchover.", "master")
+define("MOOSENG_REPLICA_MAX_LAG", "10000", parse_positive_int,
+       "A follower whose change number is more than this behind the leader is not a healthy replica.",
+       "master")
 # --- chunkserver --------------------------------------------------------------
 define("MOOSENG_CS_PORT", "9422", parse_port, "Chunkserver port for clients and replication.", "chunkserver")
 define("MOOSENG_CS_LABELS", "", parse_str,
        "Storage class labels of this chunkserver (MooseFS LABELS, e.g. A or A,B).", "chunkserver")
 define("MOOSENG_CS_TIERS", "fast,bulk", parse_list,
-       "Storage tier folders under /var/lib/mfs/tiers, each listed in mfshdd.cfg.", "chunkserver")
+       "Storage tier folders under $MOOSENG_DATA_DIR/tiers (one volume each), listed in mfshdd.cfg.",
+       "chunkserver")
 define("MOOSENG_CS_LEAVE_SPACE", "64MiB", parse_str,
        "HDD_LEAVE_SPACE_DEFAULT: space left free on every tier.", "chunkserver")
 # --- client -------------------------------------------------------------------
@@ -122,8 +149,6 @@ define("MOOSENG_MOUNT_POINT", "", parse_str,
        "Where the client mounts MooseFS (default /mnt/<node name>).", "client")
 define("MOOSENG_MOUNT_SUBFOLDER", "/", parse_str,
        "MooseFS folder to mount (mfsmount -S).", "client")
-define("MOOSENG_DEFAULT_GOAL", "2", parse_positive_int,
-       "Copies kept by the root folder's class, set by the first client.", "client")
 
 
 def read(name: str, environ: Mapping[str, str] | None = None) -> object:

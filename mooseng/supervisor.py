@@ -24,9 +24,10 @@ log = logging.getLogger("mooseng.supervisor")
 STOP_MODES = {"graceful": 30.0, "fast": 5.0, "kill": 0.0}
 
 
-def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: ours without MOOSENG_* variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOOSENG_")}
+def child_environment(extra: dict[str, str] | None = None, keep_settings: bool = False) -> dict[str, str]:
+    """The environment for a child: ours without MOOSENG_* variables (unless
+    ``keep_settings``, for our own Python children), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if keep_settings or not k.startswith("MOOSENG_")}
     env.update(extra or {})
     return env
 
@@ -38,6 +39,7 @@ class Daemon:
     name: str
     argv: list[str]
     env: dict[str, str] | None = None
+    keep_settings: bool = False
     restarts: int = 0
     _popen: subprocess.Popen | None = field(default=None, repr=False)
     _create_time: float | None = field(default=None, repr=False)
@@ -55,7 +57,7 @@ class Daemon:
             if self.running():
                 return
             self._popen = subprocess.Popen(  # noqa: S603 - argv is ours
-                self.argv, env=child_environment(self.env), start_new_session=True,
+                self.argv, env=child_environment(self.env, self.keep_settings), start_new_session=True,
             )
             try:
                 self._create_time = psutil.Process(self._popen.pid).create_time()

@@ -1,0 +1,138 @@
+"""Container roles: what ``mooseng run ROLE`` starts in each kind of container.
+
+Every role validates its settings first (a malformed value stops the container
+at once with a message naming the variable), starts the local leader router,
+then the role's own processes, and supervises them: a child that dies is
+restarted, SIGTERM stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from mooseng import mfsconfig, router, settings
+from mooseng.supervisor import Daemon
+
+log = logging.getLogger("mooseng.roles")
+
+ROLES = ("master", "chunkserver", "client")
+
+
+def node_name() -> str:
+    """This container's node name: MOOSENG_NODE, else the host name."""
+    return str(settings.read("MOOSENG_NODE")) or socket.gethostname()
+
+
+def own_address(node: str) -> str:
+    """The container's own address on the project network (resolved from its host name)."""
+    address = socket.gethostbyname(node)
+    if address.startswith("127."):
+        # /etc/hosts may map the name to loopback; ask for the routable one instead.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("10.255.255.255", 9))  # no packet is sent for a UDP connect
+            address = probe.getsockname()[0]
+    return address
+
+
+def mount_point(node: str) -> Path:
+    """Where a client mounts MooseFS: MOOSENG_MOUNT_POINT or /mnt/<node>."""
+    return Path(str(settings.read("MOOSENG_MOUNT_POINT")) or f"/mnt/{node}")
+
+
+def release_stale_mount(path: Path) -> None:
+    """Lazily unmount a mount left behind by a dead mfsmount (ENOTCONN on stat)."""
+    try:
+        os.stat(path)
+        if not os.path.ismount(path):
+            return
+    except OSError:
+        pass
+    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def master_daemons(node: str, address: str) -> list[Daemon]:
+    """A master container: the HA agent, which decides between mfsmaster and mfsmetalogger."""
+    mfsconfig.write_master_configs(mfsconfig.Layout.from_settings(), address)
+    if os.environ.get("MOOSENG_STATIC_DEV"):
+        from mooseng import static_master
+        return static_master.daemons(node)
+    return [Daemon("agent", [sys.executable, "-m", "mooseng", "agent"], keep_settings=True)]
+
+
+def chunkserver_daemons(node: str, address: str) -> list[Daemon]:
+    """A chunkserver container: mfschunkserver with its storage tiers."""
+    layout = mfsconfig.Layout.from_settings()
+    mfsconfig.write_chunkserver_configs(layout, address, address)
+    return [Daemon("mfschunkserver",
+                   ["mfschunkserver", "-c", str(mfsconfig.CHUNKSERVER_CFG), "-f", "start"])]
+
+
+def client_daemons(node: str, address: str) -> list[Daemon]:
+    """A client container: mfsmount in the foreground at its mount point."""
+    where = mount_point(node)
+    release_stale_mount(where)
+    where.mkdir(parents=True, exist_ok=True)
+    argv = ["mfsmount", "-f", str(where), "-H", address,
+            "-P", str(settings.read("MOOSENG_ROUTER_CL_PORT")),
+            "-S", str(settings.read("MOOSENG_MOUNT_SUBFOLDER"))]
+    return [Daemon("mfsmount", argv)]
+
+
+BUILDERS = {"master": master_daemons, "chunkserver": chunkserver_daemons, "client": client_daemons}
+
+
+def supervise(daemons: list[Daemon], stop: threading.Event, on_restart=None) -> None:
+    """Keep every daemon running until ``stop`` is set."""
+    while not stop.wait(1.0):
+        for daemon in daemons:
+            if not daemon.running() and on_restart is not None:
+                on_restart(daemon)
+            daemon.keep_running()
+
+
+def run(role: str) -> int:
+    """Run ``role`` in this container until SIGTERM; return the exit code."""
+    if role not in ROLES:
+        print(f"mooseng run: unknown role {role!r}; expected one of {', '.join(ROLES)}",
+              file=sys.stderr)
+        return 2
+    errors = settings.validate(role)
+    if errors:
+        for error in errors:
+            print(f"mooseng run {role}: configuration error: {error}", file=sys.stderr)
+        return 2
+    node = node_name()
+    address = own_address(node)
+    log.info("event=role_start role=%s node=%s address=%s", role, node, address)
+    router.write_config(address)
+    daemons = [router.router_daemon(), *BUILDERS[role](node, address)]
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("event=signal signal=%s action=stop_all", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for daemon in daemons:
+        daemon.start()
+
+    def before_restart(daemon: Daemon) -> None:
+        if daemon.name == "mfsmount":
+            release_stale_mount(mount_point(node))
+
+    supervise(daemons, stop, before_restart)
+    for daemon in reversed(daemons):
+        daemon.stop("graceful")
+    if role == "client":
+        release_stale_mount(mount_point(node))
+    log.info("event=role_stopped role=%s node=%s", role, node)
+    return 0

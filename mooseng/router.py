@@ -1,0 +1,83 @@
+"""The local leader router: HAProxy in every container, dialling only the leader.
+
+Each MooseFS daemon (chunkserver, mount, metalogger, mfscli) is pointed at this
+container's own address on a router port. HAProxy forwards to whichever master
+answers ``GET /leader`` with 200 on its agent's HTTP port, checks every few
+hundred milliseconds, and cuts sessions to a master the moment it is marked
+down, so the daemons reconnect straight to the new leader (Patroni's pattern).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mooseng import settings
+from mooseng.supervisor import Daemon
+
+ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
+
+# (frontend name, router port setting, master port setting)
+ROUTES = (
+    ("metaloggers", "MOOSENG_ROUTER_ML_PORT", "MOOSENG_MATOML_PORT"),
+    ("chunkservers", "MOOSENG_ROUTER_CS_PORT", "MOOSENG_MATOCS_PORT"),
+    ("clients", "MOOSENG_ROUTER_CL_PORT", "MOOSENG_MATOCL_PORT"),
+)
+
+
+def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_ms: int) -> str:
+    """The HAProxy configuration for routing every MooseFS port to the leader."""
+    lines = [
+        "global",
+        "    maxconn 4096",
+        "    log stdout format raw local0 notice",
+        "",
+        "resolvers docker",
+        "    nameserver dns 127.0.0.11:53",
+        "    accepted_payload_size 8192",
+        "    hold valid 1s",
+        "    hold obsolete 1s",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    log global",
+        "    option dontlognull",
+        "    timeout connect 1s",
+        "    timeout client 10m",
+        "    timeout server 10m",
+        "    timeout check 1s",
+        f"    default-server inter {check_ms} fastinter {check_ms} downinter {check_ms} fall 2 rise 1 "
+        "on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
+        "",
+    ]
+    for name, router_port_key, master_port_key in ROUTES:
+        router_port = settings.read(router_port_key)
+        master_port = settings.read(master_port_key)
+        lines += [
+            f"listen {name}",
+            f"    bind {bind_address}:{router_port}",
+            "    option httpchk GET /leader",
+            "    http-check expect status 200",
+        ]
+        lines += [
+            f"    server {master} {master}:{master_port} check port {api_port}" for master in masters
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_config(bind_address: str) -> Path:
+    """Render the router config for this container from the settings."""
+    body = haproxy_config(
+        bind_address,
+        list(settings.read("MOOSENG_MASTERS")),
+        int(settings.read("MOOSENG_API_PORT")),
+        int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")),
+    )
+    ROUTER_CFG.parent.mkdir(parents=True, exist_ok=True)
+    ROUTER_CFG.write_text(body)
+    return ROUTER_CFG
+
+
+def router_daemon() -> Daemon:
+    """HAProxy in the foreground (``-db``) on the rendered config."""
+    return Daemon("haproxy", ["haproxy", "-db", "-f", str(ROUTER_CFG)])
