@@ -1,0 +1,99 @@
+"""Docker access: the client factory and compose containers resolved by labels, never by name."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+logger = logging.getLogger("chaostoolkit")
+
+__all__: list[str] = []  # not an activity module
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+_client: Any = None
+
+
+def docker_client() -> Any:
+    """A Docker API client from the environment (DOCKER_HOST etc.), created once per process."""
+    global _client
+    if _client is None:
+        import docker  # imported lazily: the package must import without it in containers
+
+        try:
+            _client = docker.from_env(timeout=30)
+        except docker.errors.DockerException as exc:
+            raise ActivityFailed(f"Docker API unreachable: {exc}") from None
+    return _client
+
+
+def set_docker_client(client: Any) -> None:
+    """Replace the process-wide client (tests pass a fake; ``None`` resets)."""
+    global _client
+    _client = client
+
+
+def find_container(project: str, service: str, client: Any = None) -> Any:
+    """The one container of compose ``service`` in ``project`` (running or not).
+
+    Fails when there is none ("is the cluster up?") or more than one (scaled services are
+    not targets).
+    """
+    client = client or docker_client()
+    import docker
+
+    try:
+        found = client.containers.list(
+            all=True,
+            filters={"label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]},
+        )
+    except docker.errors.DockerException as exc:
+        raise ActivityFailed(f"Docker API error while looking for {service}: {exc}") from None
+    if not found:
+        raise ActivityFailed(
+            f"no container for service {service} in compose project {project}; "
+            "expected one (is the cluster up?)"
+        )
+    if len(found) > 1:
+        names = ", ".join(sorted(c.name for c in found))
+        raise ActivityFailed(
+            f"{len(found)} containers for service {service} in project {project} ({names}); "
+            "expected exactly one"
+        )
+    return found[0]
+
+
+def get_container(container_id: str, project: str, service: str, client: Any = None) -> Any:
+    """The container recorded as ``container_id``, or the service's current one if recreated."""
+    client = client or docker_client()
+    import docker
+
+    try:
+        return client.containers.get(container_id)
+    except docker.errors.NotFound:
+        logger.info("container %s of %s is gone; looking it up by labels", container_id[:12],
+                    service)
+        return find_container(project, service, client)
+
+
+def container_state(container: Any) -> str:
+    """The container's current state (running, paused, exited, ...), freshly reloaded."""
+    container.reload()
+    return str(container.status)
+
+
+def exec_in(container: Any, cmd: list[str], detach: bool = False) -> tuple[int, str, str]:
+    """Run ``cmd`` in ``container``; return (exit code, stdout, stderr) as text.
+
+    With ``detach`` the command is started and (0, "", "") returned at once.
+    """
+    if detach:
+        container.exec_run(cmd, detach=True)
+        return 0, "", ""
+    result = container.exec_run(cmd, demux=True)
+    code = result.exit_code if result.exit_code is not None else -1
+    out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+    return code, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")

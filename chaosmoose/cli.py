@@ -1,0 +1,115 @@
+"""The ``chaosmoose`` command: ``cleanup`` undoes every open fault in the ledger.
+
+Exit codes of ``chaosmoose cleanup``: 0 when nothing is left open (including when there
+was nothing to do), 1 when a fault could not be undone (it stays open; run again), 2 on
+a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _ledgers(args: argparse.Namespace) -> list[Path]:
+    from chaosmoose import _settings
+
+    dirs = [Path(d) for d in args.run_dir] if args.run_dir else [_settings.run_dir()]
+    if args.all:
+        root = dirs[0].parent if not args.run_dir else Path(args.run_dir[0])
+        dirs = sorted({p.parent for p in root.glob("**/faults.jsonl")} | set(dirs))
+    return dirs
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Undo every open fault of the ledger(s)."""
+    from chaosmoose import _faults
+    from chaosmoose.ledger import Ledger
+
+    code = 0
+    for run_dir in _ledgers(args):
+        ledger = Ledger(run_dir)
+        open_faults = ledger.open_faults()
+        if not open_faults:
+            print(f"{ledger.path}: nothing open")
+            continue
+        if args.dry_run:
+            for fault in open_faults:
+                print(f"{ledger.path}: would undo {fault['kind']} on "
+                      f"{fault['target'].get('service')} (since {fault['at']}, run "
+                      f"{fault.get('run')})")
+            continue
+        for result in _faults.undo_open(ledger):
+            if result["undone"]:
+                print(f"{ledger.path}: undone {result['kind']} on {result['service']}: "
+                      f"{result['how']}")
+            else:
+                code = 1
+                print(f"{ledger.path}: FAILED {result['kind']} on {result['service']}: "
+                      f"{result['error']}", file=sys.stderr)
+    return code
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """Print the faults of the ledger(s) as JSON lines."""
+    from chaosmoose.ledger import Ledger
+
+    for run_dir in _ledgers(args):
+        state = "open" if args.open else None
+        for fault in Ledger(run_dir).faults(state=state):
+            print(json.dumps(fault, sort_keys=True))
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print the settings table (Markdown)."""
+    from chaosmoose import _settings
+
+    print(_settings.markdown_table())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="chaosmoose", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, func, doc in (("cleanup", cmd_cleanup, "undo every open fault"),
+                            ("ledger", cmd_ledger, "list recorded faults")):
+        s = sub.add_parser(name, help=doc)
+        s.add_argument("--run-dir", action="append", default=[],
+                       help="run directory (default: $CHAOSMOOSE_RUN_DIR or runs/current); "
+                            "repeatable")
+        s.add_argument("--all", action="store_true",
+                       help="also every faults.jsonl below the run directory's parent")
+        s.set_defaults(func=func)
+        if name == "cleanup":
+            s.add_argument("--dry-run", action="store_true", help="only say what would be done")
+        else:
+            s.add_argument("--open", action="store_true", help="only faults still open")
+    s = sub.add_parser("settings", help="print the settings table")
+    s.set_defaults(func=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``chaosmoose`` console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s: %(message)s")
+    from chaoslib.exceptions import ActivityFailed
+
+    try:
+        return args.func(args)
+    except ActivityFailed as exc:
+        print(f"chaosmoose {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Activities over the fault ledger itself: undo everything, count what is open."""

@@ -1,0 +1,153 @@
+"""The crash-safe fault ledger: every fault is on disk before it is applied.
+
+The ledger is an append-only JSON-lines file (``<run dir>/faults.jsonl``). Each line is an
+event about one fault:
+
+- ``{"event": "open", "id": ..., "kind": "container.pause", "target": {...}, ...}`` is
+  written and fsync'ed *before* the fault is applied;
+- ``{"event": "undone", "id": ..., "how": "unpaused"}`` after it was undone;
+- ``{"event": "undo_failed", "id": ..., "error": ...}`` when an undo attempt failed (the
+  fault stays open).
+
+Replaying the file folds these events into the current state of every fault, so
+``chaosmoose cleanup`` can undo what is still open even after the run was killed with
+SIGKILL. A torn last line (a crash in the middle of a write) is skipped. This module is
+standard library only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("chaostoolkit")
+
+__all__: list[str] = []  # not an activity module
+
+LEDGER_FILE = "faults.jsonl"
+
+_lock = threading.Lock()
+
+
+def _now() -> tuple[float, str]:
+    t = time.time()
+    return t, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class Ledger:
+    """One run directory's fault ledger."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LEDGER_FILE
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Append one record and fsync it (and the directory when the file is new)."""
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        with _lock:
+            new = not self.path.exists()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # a crash may have left a torn line without newline: start on a fresh line
+                size = os.fstat(fd).st_size
+                if size:
+                    with open(self.path, "rb") as tail:
+                        tail.seek(size - 1)
+                        if tail.read(1) != b"\n":
+                            line = b"\n" + line
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            if new:
+                dir_fd = os.open(self.run_dir, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+
+    def open(self, kind: str, target: dict[str, Any], run: str, **details: Any) -> dict[str, Any]:
+        """Record a fault about to be applied; return the open fault (with its ``id``)."""
+        t, at = _now()
+        record = {"event": "open", "id": uuid.uuid4().hex[:12], "kind": kind,
+                  "target": target, "run": run, "t": t, "at": at, **details}
+        self._append(record)
+        logger.info("ledger: fault %s %s on %s opened", record["id"], kind,
+                    target.get("service", target))
+        return self._fold([record])[0]
+
+    def close(self, fault_id: str, how: str) -> None:
+        """Mark a fault undone, saying how."""
+        t, at = _now()
+        self._append({"event": "undone", "id": fault_id, "how": how, "t": t, "at": at})
+        logger.info("ledger: fault %s undone (%s)", fault_id, how)
+
+    def undo_failed(self, fault_id: str, error: str) -> None:
+        """Record a failed undo attempt; the fault stays open."""
+        t, at = _now()
+        self._append({"event": "undo_failed", "id": fault_id, "error": error, "t": t, "at": at})
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every well-formed record, in file order (a torn or garbled line is skipped)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        records = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                logger.warning("ledger %s line %d is torn or garbled; skipped", self.path, number)
+                continue
+            if isinstance(record, dict) and "id" in record and "event" in record:
+                records.append(record)
+        return records
+
+    @staticmethod
+    def _fold(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fold events into faults: ``state`` is open or undone, plus undo details."""
+        faults: dict[str, dict[str, Any]] = {}
+        for record in records:
+            event = record["event"]
+            if event == "open":
+                fault = {k: v for k, v in record.items() if k != "event"}
+                fault.update(state="open", undo_errors=[])
+                faults[record["id"]] = fault
+            elif record["id"] in faults:
+                fault = faults[record["id"]]
+                if event == "undone":
+                    fault.update(state="undone", how=record.get("how"),
+                                 undone_t=record.get("t"), undone_at=record.get("at"))
+                elif event == "undo_failed":
+                    fault["undo_errors"].append(record.get("error"))
+        return list(faults.values())
+
+    def faults(self, run: str | None = None, kinds: Iterable[str] | None = None,
+               state: str | None = None) -> list[dict[str, Any]]:
+        """Faults in the order they were opened, optionally filtered by run, kind and state."""
+        wanted = set(kinds) if kinds is not None else None
+        return [
+            f for f in self._fold(self.records())
+            if (run is None or f.get("run") == run)
+            and (wanted is None or f["kind"] in wanted)
+            and (state is None or f["state"] == state)
+        ]
+
+    def open_faults(self, run: str | None = None,
+                    kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Faults not yet undone."""
+        return self.faults(run=run, kinds=kinds, state="open")

@@ -1,0 +1,97 @@
+"""Host side of the workload: run the in-container runner through the Docker API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmoose import _docker, _settings
+
+logger = logging.getLogger("chaostoolkit")
+
+__all__: list[str] = []  # not an activity module
+
+RUNNER = ["python3", "-m", "chaosmoose.workload.runner"]
+STATE_ROOT = "/tmp/chaosmoose"  # inside client containers, off the MooseFS mount
+
+
+def runner_json(container: Any, args: list[str], what: str) -> dict[str, Any]:
+    """Run a runner command in ``container`` and decode the JSON it prints."""
+    code, out, err = _docker.exec_in(container, RUNNER + args)
+    lines = [line for line in out.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        reason = (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
+        raise ActivityFailed(f"{what}: runner {args[0]} exited {code} without a result: "
+                             f"{reason[:200]}")
+    return result
+
+
+def stop_runner(container: Any, state_dir: str, timeout: float = 10.0) -> str:
+    """Stop the runner whose state is ``state_dir``; say how."""
+    result = runner_json(container, ["stop", "--state", state_dir, "--timeout", str(timeout)],
+                         f"stopping the workload in {container.name}")
+    return str(result.get("how", "stopped"))
+
+
+def runner_running(container: Any, state_dir: str) -> bool:
+    """Whether the runner of ``state_dir`` is alive."""
+    return bool(runner_json(container, ["status", "--state", state_dir],
+                            f"workload status in {container.name}").get("running"))
+
+
+def fetch_history(container: Any, state_dir: str) -> list[dict[str, Any]]:
+    """The runner's history records (a torn last line is dropped)."""
+    code, out, err = _docker.exec_in(container, ["cat", f"{state_dir}/history.jsonl"])
+    if code != 0:
+        raise ActivityFailed(f"cannot read the workload history in {container.name}: "
+                             f"{err.strip() or 'exit ' + str(code)}")
+    records = []
+    for line in out.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def state_file(configuration: Any, secrets: Any) -> Path:
+    """This run's workload description on the host."""
+    run = _settings.run_id(configuration, secrets)
+    return _settings.run_dir(configuration, secrets) / "workload" / run / "workload.json"
+
+
+def load_state(configuration: Any, secrets: Any) -> dict[str, Any] | None:
+    """This run's workload description, None when no workload started in this run."""
+    try:
+        return json.loads(state_file(configuration, secrets).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save_state(state: dict[str, Any], configuration: Any, secrets: Any) -> None:
+    """Write the workload description atomically."""
+    path = state_file(configuration, secrets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def wait_until(predicate: Any, timeout: float, step: float = 0.2) -> bool:
+    """Poll ``predicate`` until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
