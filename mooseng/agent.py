@@ -1,0 +1,163 @@
+"""``mooseng agent``: the master HA agent of one master container.
+
+Validates the settings (exit 2 naming the variable), starts the Raft store, the
+HTTP API, the fencing watchdog and the HA loop. SIGTERM/SIGINT: as leader stop
+mfsmaster and release the lease, stop the metalogger, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from mooseng import settings
+from mooseng.api import ApiContext, ApiServer, ClusterProbe
+from mooseng.dcs import StoreError
+from mooseng.dcs.raft import RaftStore
+from mooseng.ha import HA, HAConfig
+from mooseng.mfs import MfsController, MfsPaths
+
+log = logging.getLogger("mooseng.agent")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str) -> logging.handlers.QueueListener:
+    """Log to stderr through a queue so a slow stderr cannot stall the HA loop."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter(LOG_FORMAT))
+    listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+    listener.start()
+    return listener
+
+
+def own_address(node: str) -> str:
+    """The container's address: its host name resolved (not loopback)."""
+    address = socket.gethostbyname(node)
+    if address.startswith("127."):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("10.255.255.255", 9))  # a UDP connect sends nothing
+            address = probe.getsockname()[0]
+    return address
+
+
+def load_config(environ: dict[str, str] | None = None) -> tuple[HAConfig, dict[str, object]]:
+    """Read and check every setting the agent uses; raise SettingError with all problems."""
+    errors = settings.validate("master", environ)
+    if errors:
+        raise settings.SettingError("; ".join(errors))
+
+    def get(name: str) -> object:
+        return settings.read(name, environ)
+
+    node = str(get("MOOSENG_NODE")) or socket.gethostname()
+    values = {name: get(name) for name in (
+        "MOOSENG_MASTERS", "MOOSENG_API_PORT", "MOOSENG_RAFT_PORT", "MOOSENG_RAFT_PASSWORD",
+        "MOOSENG_RAFT_MIN_TIMEOUT", "MOOSENG_RAFT_MAX_TIMEOUT", "MOOSENG_API_TOKEN",
+        "MOOSENG_DATA_DIR", "MOOSENG_MATOCL_PORT", "MOOSENG_LOG_LEVEL")}
+    masters = list(values["MOOSENG_MASTERS"])  # type: ignore[call-overload]
+    config = HAConfig(
+        node=node, masters=masters, ttl=float(get("MOOSENG_TTL")),  # type: ignore[arg-type]
+        loop_wait=float(get("MOOSENG_LOOP_WAIT")),  # type: ignore[arg-type]
+        retry_timeout=float(get("MOOSENG_RETRY_TIMEOUT")),  # type: ignore[arg-type]
+        safety_margin=float(get("MOOSENG_SAFETY_MARGIN")),  # type: ignore[arg-type]
+        api_url=f"http://{node}:{values['MOOSENG_API_PORT']}",
+        replica_max_lag=int(get("MOOSENG_REPLICA_MAX_LAG")),  # type: ignore[call-overload]
+    )
+    problems = config.problems()
+    if not values["MOOSENG_RAFT_PASSWORD"]:
+        problems.append("MOOSENG_RAFT_PASSWORD is empty; set a shared secret (make writes one to .env)")
+    if float(values["MOOSENG_RAFT_MIN_TIMEOUT"]) >= float(values["MOOSENG_RAFT_MAX_TIMEOUT"]):  # type: ignore[arg-type]
+        problems.append("MOOSENG_RAFT_MIN_TIMEOUT must be below MOOSENG_RAFT_MAX_TIMEOUT")
+    if problems:
+        raise settings.SettingError("; ".join(problems))
+    return config, values
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the agent until SIGTERM; return the exit code."""
+    if argv:
+        print("usage: mooseng agent (configured by MOOSENG_* environment variables)", file=sys.stderr)
+        return 2
+    try:
+        config, values = load_config()
+    except settings.SettingError as exc:
+        print(f"mooseng agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    listener = setup_logging(str(values["MOOSENG_LOG_LEVEL"]))
+    try:
+        return _run(config, values)
+    finally:
+        listener.stop()
+
+
+def _run(config: HAConfig, values: dict[str, object]) -> int:
+    data_dir = Path(str(values["MOOSENG_DATA_DIR"]))
+    address = own_address(config.node)
+    log.info("event=agent_start node=%s address=%s masters=%s ttl=%s loop_wait=%s retry_timeout=%s "
+             "safety_margin=%s", config.node, address, ",".join(config.masters), config.ttl,
+             config.loop_wait, config.retry_timeout, config.safety_margin)
+    try:
+        store = RaftStore(config.node, config.masters, port=int(values["MOOSENG_RAFT_PORT"]),  # type: ignore[call-overload]
+                          password=str(values["MOOSENG_RAFT_PASSWORD"]), journal_dir=data_dir / "raft",
+                          retry_timeout=config.retry_timeout,
+                          min_timeout=float(values["MOOSENG_RAFT_MIN_TIMEOUT"]),  # type: ignore[arg-type]
+                          max_timeout=float(values["MOOSENG_RAFT_MAX_TIMEOUT"]))  # type: ignore[arg-type]
+    except ImportError as exc:  # pysyncobj needs 'cryptography' for the password
+        log.error("event=agent_fatal reason=%r", str(exc))
+        return 2
+    client_port = int(values["MOOSENG_MATOCL_PORT"])  # type: ignore[call-overload]
+    daemons = MfsController(MfsPaths(data_path=data_dir / "mfs"), address, client_port)
+    ha = HA(config, store, daemons)
+    api = ApiServer(ApiContext(config.node, ha, store, token=str(values["MOOSENG_API_TOKEN"]),
+                               replica_max_lag=config.replica_max_lag,
+                               probe=ClusterProbe(port=client_port)),
+                    port=int(values["MOOSENG_API_PORT"]))  # type: ignore[call-overload]
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("event=signal signal=%s action=shutdown", signal.Signals(signum).name)
+        stop.set()
+        ha.wake()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def watchdog() -> None:
+        while not stop.wait(0.05):
+            ha.check_fence()
+
+    api.start()
+    threading.Thread(target=watchdog, name="fence-watchdog", daemon=True).start()
+    loop = threading.Thread(target=ha.run_forever, args=(stop,), name="ha-loop", daemon=True)
+    loop.start()
+    while loop.is_alive():
+        loop.join(0.5)
+    shutdown(ha, store, daemons)
+    api.stop()
+    store.close()
+    log.info("event=agent_stopped node=%s", config.node)
+    return 0
+
+
+def shutdown(ha: HA, store: RaftStore, daemons: MfsController) -> None:
+    """Leave cleanly: as leader stop mfsmaster, then release the lease; stop the metalogger."""
+    epoch = ha.stop_leading()
+    daemons.stop_all()
+    if epoch is not None:
+        try:
+            store.release_lease(ha.config.node, epoch)
+            log.info("event=lease_released epoch=%s reason=shutdown", epoch)
+        except StoreError as exc:
+            log.warning("event=lease_release_failed epoch=%s reason=%r", epoch, str(exc))

@@ -1,0 +1,582 @@
+"""The high-availability decision loop, after Patroni's ``ha.py``: it ONLY decides.
+
+Each :meth:`HA.run_cycle` reads the store, renews or takes the lease, starts at
+most one long action (promotion, handover, metalogger restart) on the executor
+so that lease renewal continues, and returns one sentence that says what it did
+and why. The API never acts: it writes intents and wakes the loop.
+
+Rules:
+- the lease holder renews every loop; if no renewal succeeded for
+  ``ttl - safety_margin`` it stops mfsmaster at once (self-fencing);
+- a follower takes the lease only once it expired (or was handed to it), and
+  only if its change number is the highest among fresh members (ties: the
+  lowest node name);
+- bootstrap: on a brand-new cluster only the first master, with no metadata
+  anywhere, creates an empty file system.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mooseng.dcs import Intent, Lease, Member, Store, StoreError
+
+log = logging.getLogger("mooseng.ha")
+
+FAILED_PROMOTION_COOLDOWN_TTLS = 3.0
+
+
+@dataclass(frozen=True)
+class HAConfig:
+    """Timing and identity of one agent."""
+
+    node: str
+    masters: list[str]
+    ttl: float = 2.0
+    loop_wait: float = 0.5
+    retry_timeout: float = 0.5
+    safety_margin: float = 0.5
+    api_url: str = ""
+    replica_max_lag: int = 10000
+
+    def problems(self) -> list[str]:
+        """Why this configuration is unsafe (empty when it is fine)."""
+        errors = []
+        if self.node not in self.masters:
+            errors.append(f"MOOSENG_NODE={self.node!r} is not in MOOSENG_MASTERS={','.join(self.masters)}")
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            errors.append(f"MOOSENG_LOOP_WAIT + 2*MOOSENG_RETRY_TIMEOUT = "
+                          f"{self.loop_wait + 2 * self.retry_timeout:g} s exceeds MOOSENG_TTL = {self.ttl:g} s")
+        if self.ttl - self.safety_margin <= self.loop_wait + self.retry_timeout:
+            errors.append(f"MOOSENG_TTL - MOOSENG_SAFETY_MARGIN = {self.ttl - self.safety_margin:g} s leaves "
+                          f"no time to renew (needs more than MOOSENG_LOOP_WAIT + MOOSENG_RETRY_TIMEOUT = "
+                          f"{self.loop_wait + self.retry_timeout:g} s)")
+        return errors
+
+
+class Daemons(Protocol):
+    """What the loop needs from the MooseFS side (see :class:`mooseng.mfs.MfsController`)."""
+
+    def master_running(self) -> bool: ...
+    def master_accepts_clients(self) -> bool: ...
+    def metalogger_running(self) -> bool: ...
+    def has_metadata(self) -> bool: ...
+    def change_number(self, leader: bool) -> int: ...
+    def daemon_info(self) -> dict[str, Any]: ...
+    def ensure_metalogger(self) -> bool: ...
+    def restart_metalogger(self, set_aside_ml: bool = False) -> None: ...
+    def bootstrap(self) -> None: ...
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float: ...
+    def fence(self) -> None: ...
+    def stop_master(self) -> None: ...
+    def demote(self) -> None: ...
+
+
+class Clock:
+    """Wall clock (shared by all containers) for the store, monotonic for local deadlines."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class Executor(Protocol):
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
+
+
+@dataclass
+class _Action:
+    name: str
+    future: Future
+    epoch: int | None = None
+
+
+@dataclass
+class _State:
+    role: str = "starting"
+    epoch: int | None = None  # the lease epoch this agent holds
+    deadline: float | None = None  # monotonic: stop mfsmaster if not renewed by then
+    leader_ready: bool = False
+    followed_epoch: int | None = None  # epoch whose leader our metalogger was restarted for
+    leader_changes: int = 0
+    since: float = field(default_factory=time.time)
+    last_decision: str = ""
+    last_cycle: float | None = None  # monotonic
+    promotion_duration: float | None = None
+    cooldown_until: float = 0.0
+    metadata_version: int = 0
+    daemon: dict[str, Any] = field(default_factory=lambda: {"name": "mfsmetalogger", "pid": None,
+                                                              "state": "stopped"})
+
+
+class HA:
+    """One agent's decision loop."""
+
+    def __init__(self, config: HAConfig, store: Store, daemons: Daemons, clock: Clock | None = None,
+                 executor: Executor | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.daemons = daemons
+        self.clock = clock or Clock()
+        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="ha-action")
+        self._state = _State(since=self.clock.time())
+        self._lock = threading.RLock()
+        self._action: _Action | None = None
+        self._wake = threading.Event()
+        self._last_logged = ("", 0.0)
+
+    # ------------------------------------------------------------------ loop
+    def wake(self) -> None:
+        """Run the next cycle now (the API calls this after writing an intent)."""
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Cycle until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_cycle()
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+
+    def _next_wait(self) -> float:
+        """loop_wait, shortened to wake right at the lease's expiry or our fencing deadline."""
+        wait = self.config.loop_wait
+        with self._lock:
+            deadline = self._state.deadline
+        if deadline is not None:
+            wait = min(wait, max(0.01, deadline - self.clock.monotonic()))
+        else:
+            expires_in = self.store.get_lease().expires_in(self.clock.time())
+            if 0 < expires_in < wait:
+                wait = expires_in + 0.01
+        return wait
+
+    def run_cycle(self) -> str:
+        """Decide once; return (and log) the sentence describing the decision."""
+        try:
+            sentence = self._cycle()
+        except Exception:
+            log.exception("event=ha_cycle_error")
+            sentence = "no action: unexpected error in the HA cycle (traceback logged)"
+        with self._lock:
+            self._state.last_decision = sentence
+            self._state.last_cycle = self.clock.monotonic()
+        self._log_decision(sentence)
+        return sentence
+
+    def _log_decision(self, sentence: str) -> None:
+        last, at = self._last_logged
+        now = self.clock.monotonic()
+        if sentence != last or now - at > 60:
+            log.info("event=ha_decision decision=%r", sentence)
+            self._last_logged = (sentence, now)
+        else:
+            log.debug("event=ha_decision decision=%r", sentence)
+
+    # --------------------------------------------------------------- helpers
+    def _action_running(self) -> _Action | None:
+        action = self._action
+        return action if action is not None and not action.future.done() else None
+
+    def _start_action(self, name: str, fn: Callable[..., Any], *args: Any, epoch: int | None = None) -> None:
+        self._action = _Action(name, self.executor.submit(fn, *args), epoch)
+
+    def _holding(self) -> bool:
+        with self._lock:
+            return self._state.epoch is not None
+
+    def _my_report(self, lease: Lease) -> dict[str, Any]:
+        """What this node publishes in ``members/<node>``."""
+        with self._lock:
+            st = self._state
+            leader = st.epoch is not None
+            busy = self._action_running() is not None
+            role, epoch, ready = st.role, st.epoch, st.leader_ready
+            cooling = self.clock.monotonic() < st.cooldown_until
+        if not busy:
+            version = self.daemons.change_number(leader=leader and ready)
+            has_metadata = self.daemons.has_metadata()
+            daemon = self.daemons.daemon_info()
+            with self._lock:
+                st.metadata_version, st.daemon = version, daemon
+        with self._lock:
+            version, daemon = st.metadata_version, dict(st.daemon)
+        if busy:
+            has_metadata = True if role in ("leader", "promoting") else self.daemons.has_metadata()
+        return {"role": role, "epoch": epoch if leader else lease.epoch, "metadata_version": version,
+                "has_metadata": has_metadata, "leader_ready": leader and ready,
+                "candidate": (not leader and not busy and has_metadata and not cooling),
+                "api_url": self.config.api_url, "daemon": daemon}
+
+    def _publish(self, report: dict[str, Any]) -> str | None:
+        try:
+            self.store.set_member(self.config.node, report, self.config.ttl)
+            return None
+        except StoreError as exc:
+            return str(exc)
+
+    def _fence(self, reason: str) -> str:
+        """Give up leadership at once: forget the epoch, SIGKILL mfsmaster."""
+        with self._lock:
+            was = self._state.epoch
+            self._state.epoch = None
+            self._state.deadline = None
+            self._state.leader_ready = False
+            self._state.role = "follower"
+        self.daemons.fence()
+        log.warning("event=self_fenced epoch=%s reason=%r", was, reason)
+        return f"self-fenced: {reason}"
+
+    def check_fence(self) -> str | None:
+        """Called often by a watchdog thread: fence if the renewal deadline passed."""
+        with self._lock:
+            deadline = self._state.deadline
+            due = deadline is not None and self.clock.monotonic() >= deadline
+        if due:
+            return self._fence("could not renew the lease within ttl - safety margin")
+        return None
+
+    # ------------------------------------------------------------------ cycle
+    def _cycle(self) -> str:
+        now = self.clock.time()
+        lease = self.store.get_lease()
+        if self._holding():
+            return self._as_holder(lease)
+        return self._as_follower(lease, now)
+
+    def _as_holder(self, lease: Lease) -> str:
+        cfg = self.config
+        fenced = self.check_fence()
+        if fenced:
+            return fenced
+        with self._lock:
+            epoch = self._state.epoch
+        if epoch is None:
+            return "no action: the lease was released by a handover"
+        sent = self.clock.monotonic()
+        try:
+            renewed = self.store.renew_lease(cfg.node, epoch, cfg.ttl)
+        except StoreError as exc:
+            fenced = self.check_fence()
+            if fenced:
+                return fenced
+            with self._lock:
+                left = (self._state.deadline or sent) - self.clock.monotonic()
+            return f"lease renewal failed ({exc}); self-fencing in {max(left, 0):.1f} s unless it succeeds"
+        with self._lock:
+            if self._state.epoch != epoch:
+                return "no action: the lease was released by a handover"
+            if renewed is None:
+                current = self.store.get_lease()
+                reason = (f"lease epoch {epoch} is no longer mine (holder {current.holder}, "
+                          f"epoch {current.epoch})")
+            else:
+                reason = ""
+                self._state.deadline = sent + cfg.ttl - cfg.safety_margin
+        if reason:
+            return self._fence(reason)
+        self._publish(self._my_report(renewed))
+
+        running = self._action_running()
+        if running is not None:
+            return f"no action: {running.name} in progress; renewed lease epoch {epoch}"
+        finished = self._collect_action()
+        if finished:
+            return finished
+        with self._lock:
+            role = self._state.role
+        if role != "leader":
+            return f"no action: holding lease epoch {epoch} as {role}"
+        if not self.daemons.master_running():
+            return self._give_up(epoch, "mfsmaster exited unexpectedly")
+        ready = self.daemons.master_accepts_clients()
+        with self._lock:
+            self._state.leader_ready = ready
+        intent = self.store.get_intent()
+        if intent is not None and intent.kind == "switchover" and intent.from_node == cfg.node:
+            return self._start_handover(epoch, intent)
+        if not ready:
+            return f"no action: I am {cfg.node}, the leader with the lease, but mfsmaster does not accept clients"
+        return f"no action: I am {cfg.node}, the leader with the lease"
+
+    def _collect_action(self) -> str | None:
+        """Turn a finished action's failure into a decision (holder side)."""
+        action, self._action = self._action, None
+        if action is None or action.name != "promotion":
+            return None
+        error = action.future.exception()
+        if error is None:
+            return None
+        with self._lock:
+            self._state.cooldown_until = (self.clock.monotonic()
+                                          + FAILED_PROMOTION_COOLDOWN_TTLS * self.config.ttl)
+        return self._give_up(action.epoch or 0, f"promotion failed: {error}")
+
+    def _give_up(self, epoch: int, reason: str) -> str:
+        """Release the lease after a failure and demote off the loop."""
+        with self._lock:
+            self._state.epoch = None
+            self._state.deadline = None
+            self._state.leader_ready = False
+            self._state.role = "demoting"
+        self.daemons.fence()
+        try:
+            self.store.release_lease(self.config.node, epoch)
+        except StoreError as exc:
+            log.warning("event=release_failed epoch=%s reason=%r", epoch, str(exc))
+        self._start_action("demotion", self._demote_action)
+        return f"released lease epoch {epoch}: {reason}"
+
+    def _demote_action(self) -> None:
+        try:
+            self.daemons.demote()
+        finally:
+            with self._lock:
+                if self._state.epoch is None:
+                    self._state.role = "follower"
+
+    def _start_handover(self, epoch: int, intent: Intent) -> str:
+        now = self.clock.time()
+        try:
+            self.store.set_intent(None)
+        except StoreError as exc:
+            return f"no action: switchover requested but the intent could not be cleared ({exc})"
+        if now >= intent.expires_at:
+            return f"no action: dropped an expired switchover request to {intent.to_node}"
+        target = intent.to_node or self._best_candidate(now, exclude=self.config.node)
+        if target is None:
+            return "no action: switchover requested but no follower can take over"
+        with self._lock:
+            self._state.role = "demoting"
+            self._state.leader_ready = False
+        self._start_action("handover", self._handover_action, epoch, target, epoch=epoch)
+        return f"handing over to {target}: stopping mfsmaster, then releasing lease epoch {epoch} for it"
+
+    def _handover_action(self, epoch: int, target: str) -> None:
+        self.daemons.stop_master()
+        with self._lock:
+            self._state.epoch = None
+            self._state.deadline = None
+        try:
+            self.store.release_lease(self.config.node, epoch, reserve_for=target,
+                                     reserve_ttl=self.config.ttl)
+            log.info("event=handover_released epoch=%s target=%s", epoch, target)
+        except StoreError as exc:
+            log.warning("event=handover_release_failed epoch=%s reason=%r", epoch, str(exc))
+        self._demote_action()
+        self.wake()
+
+    # --------------------------------------------------------------- follower
+    def _as_follower(self, lease: Lease, now: float) -> str:
+        cfg = self.config
+        running = self._action_running()
+        if running is not None:
+            self._publish(self._my_report(lease))
+            return f"no action: {running.name} in progress"
+        self._action = None
+        with self._lock:
+            if self._state.role in ("starting", "promoting"):
+                self._state.role = "follower"
+        raft = self.store.raft_status()
+        if not raft.ready:
+            return "no action: the Raft store is not ready yet (catching up with the group)"
+        report = self._my_report(lease)
+        publish_error = self._publish(report)
+
+        if lease.holder == cfg.node and lease.valid(now):
+            try:
+                self.store.release_lease(cfg.node, lease.epoch)
+            except StoreError as exc:
+                return f"no action: could not release lease epoch {lease.epoch} that I do not use ({exc})"
+            return (f"released lease epoch {lease.epoch} that this agent does not use "
+                    f"(left by a previous run or a late commit)")
+
+        if self._should_bootstrap(lease):
+            return self._take_lease(lease, now, report, bootstrap=True)
+
+        if lease.valid(now):
+            return self._follow(lease, report)
+
+        started = self.daemons.ensure_metalogger()
+        if publish_error:
+            return f"no action: the lease is free but I could not publish my state ({publish_error})"
+        if not report["has_metadata"]:
+            return "no action: the lease is free but I have no metadata yet"
+        reserved = lease.reserved_against(cfg.node, now)
+        if reserved:
+            return f"no action: the lease is reserved for {reserved} (switchover)"
+        if lease.reserved_for != cfg.node or now >= lease.reserved_until:
+            with self._lock:
+                cooling = self.clock.monotonic() < self._state.cooldown_until
+            if cooling:
+                return "no action: not a candidate for a while after a failed promotion"
+            best = self._best_candidate(now, mine=report)
+            if best != cfg.node:
+                return self._why_not_me(best, report, now)
+        result = self._take_lease(lease, now, report, bootstrap=False)
+        if started and result.startswith("no action"):
+            return result + " (metalogger started)"
+        return result
+
+    def _follow(self, lease: Lease, report: dict[str, Any]) -> str:
+        holder, epoch = lease.holder, lease.epoch
+        with self._lock:
+            followed = self._state.followed_epoch
+        leader = self.store.members().get(holder or "")
+        leader_ready = (leader is not None and leader.data.get("leader_ready")
+                        and leader.data.get("epoch") == epoch)
+        if followed != epoch and leader_ready:
+            diverged = report["metadata_version"] > int(leader.data.get("metadata_version", 0))
+            with self._lock:
+                self._state.followed_epoch = epoch
+                self._state.leader_changes += 1
+            self._start_action("metalogger restart", self.daemons.restart_metalogger, diverged)
+            extra = " with my diverged files set aside" if diverged else ""
+            return f"restarted metalogger to follow new leader {holder} (epoch {epoch}){extra}"
+        if self.daemons.ensure_metalogger():
+            return f"started metalogger; following {holder} (lease epoch {epoch})"
+        return f"no action: following {holder} (lease epoch {epoch})"
+
+    def _should_bootstrap(self, lease: Lease) -> bool:
+        """Only the first master, on a cluster where nobody ever had metadata or a lease."""
+        return (self.config.node == self.config.masters[0] and lease.epoch == 0
+                and lease.holder is None and not self.store.metadata_ever_reported()
+                and not self.daemons.has_metadata())
+
+    def _fresh_candidates(self, now: float, mine: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        members: dict[str, Member] = self.store.members()
+        found = {name: m.data for name, m in members.items() if m.fresh(now) and m.data.get("candidate")}
+        if mine is not None:
+            found.pop(self.config.node, None)
+            if mine.get("candidate"):
+                found[self.config.node] = mine
+        return found
+
+    def _best_candidate(self, now: float, mine: dict[str, Any] | None = None,
+                        exclude: str | None = None) -> str | None:
+        """Highest change number among fresh candidates; ties go to the lowest node name."""
+        found = self._fresh_candidates(now, mine)
+        found.pop(exclude or "", None)
+        if not found:
+            return None
+        return min(found, key=lambda n: (-int(found[n].get("metadata_version", 0)), n))
+
+    def _why_not_me(self, best: str | None, report: dict[str, Any], now: float) -> str:
+        mine = report["metadata_version"]
+        if best is None:
+            return "no action: the lease expired but no member can take it"
+        theirs = int(self._fresh_candidates(now, report)[best].get("metadata_version", 0))
+        if theirs == mine:
+            return f"no action: the lease expired; {best} has the same change number {mine} and a lower name"
+        return f"no action: the lease expired but {best} has the higher change number ({theirs} > my {mine})"
+
+    def _take_lease(self, lease: Lease, now: float, report: dict[str, Any], bootstrap: bool) -> str:
+        cfg = self.config
+        sent = self.clock.monotonic()
+        try:
+            taken = self.store.acquire_lease(cfg.node, cfg.ttl, lease.epoch)
+        except StoreError as exc:
+            return f"no action: could not take the lease ({exc})"
+        if taken is None:
+            return "no action: another node took the lease first"
+        with self._lock:
+            self._state.epoch = taken.epoch
+            self._state.deadline = sent + cfg.ttl - cfg.safety_margin
+            self._state.role = "promoting"
+            self._state.leader_ready = False
+            self._state.followed_epoch = taken.epoch
+        self._start_action("promotion", self._promote_action, taken.epoch, bootstrap, epoch=taken.epoch)
+        if bootstrap:
+            return (f"bootstrapped a new file system: no member ever had metadata and I am "
+                    f"{cfg.node}, the first master (lease epoch {taken.epoch})")
+        if lease.reserved_for == cfg.node and now < lease.reserved_until:
+            why = "the previous leader handed the lease over to me"
+        elif lease.holder is None and lease.epoch == 0:
+            why = "no leader existed"
+        else:
+            why = "the lease expired"
+        return (f"promoted self because {why} and my change number {report['metadata_version']} "
+                f"is highest (lease epoch {taken.epoch})")
+
+    def _promote_action(self, epoch: int, bootstrap: bool) -> None:
+        if bootstrap:
+            self.daemons.bootstrap()
+
+        def may_start() -> bool:
+            with self._lock:
+                return self._state.epoch == epoch
+
+        took = self.daemons.promote(may_start, fresh=bootstrap)
+        with self._lock:
+            if self._state.epoch == epoch:
+                self._state.role = "leader"
+                self._state.leader_ready = True
+                self._state.promotion_duration = took
+                self._state.leader_changes += 1
+                log.info("event=promoted epoch=%s took=%.2fs", epoch, took)
+        self.wake()
+
+    # --------------------------------------------------------------- read side
+    def is_leader(self) -> bool:
+        """Holds a lease that is not past its local deadline and mfsmaster accepts clients."""
+        with self._lock:
+            st = self._state
+            return (st.epoch is not None and st.role == "leader" and st.leader_ready
+                    and st.deadline is not None and self.clock.monotonic() < st.deadline)
+
+    def loop_alive(self) -> bool:
+        """The last cycle ended less than three loop intervals ago."""
+        with self._lock:
+            last = self._state.last_cycle
+        return last is not None and self.clock.monotonic() - last < 3 * self.config.loop_wait + 1.0
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the agent's state for the API (never blocks on daemons)."""
+        with self._lock:
+            st = self._state
+            return {"role": st.role, "epoch": st.epoch, "leader_ready": st.leader_ready,
+                    "leader_changes": st.leader_changes, "since": st.since,
+                    "last_decision": st.last_decision, "promotion_duration": st.promotion_duration,
+                    "metadata_version": st.metadata_version, "daemon": dict(st.daemon),
+                    "action": self._action_running().name if self._action_running() else None}
+
+    def stop_leading(self) -> int | None:
+        """Forget the held epoch (so no promotion may start mfsmaster); return it (shutdown)."""
+        with self._lock:
+            epoch, self._state.epoch = self._state.epoch, None
+            self._state.deadline = None
+            self._state.leader_ready = False
+            self._state.role = "demoting"
+            return epoch
+
+    def request_switchover(self, target: str | None) -> tuple[int, dict[str, Any]]:
+        """Validate and record a switchover intent; return (HTTP status, body)."""
+        cfg = self.config
+        now = self.clock.time()
+        if target is not None and target not in cfg.masters:
+            return 404, {"error": f"unknown target {target!r}; masters are {', '.join(cfg.masters)}"}
+        lease = self.store.get_lease()
+        if not lease.valid(now) or lease.holder is None:
+            return 409, {"error": "no leader holds the lease now"}
+        if target == lease.holder:
+            return 409, {"error": f"{target} is already the leader"}
+        best = target or self._best_candidate(now, exclude=lease.holder)
+        if best is None:
+            return 409, {"error": "no follower can take over now"}
+        candidates = self._fresh_candidates(now, None)
+        if best not in candidates:
+            return 409, {"error": f"{best} is not a healthy follower with metadata now"}
+        intent = Intent("switchover", lease.holder, best, now, now + 3 * cfg.ttl)
+        try:
+            self.store.set_intent(intent)
+        except StoreError as exc:
+            return 409, {"error": f"could not record the switchover: {exc}"}
+        self.wake()
+        return 202, {"accepted": True, "from": lease.holder, "to": best}

@@ -1,0 +1,107 @@
+"""Run ``mfscli`` and parse its tab-separated text (MooseFS 3.0 has no JSON output).
+
+With stdout not a terminal, mfscli prints one row per line, fields separated by
+tabs, the first field being the section title (``chunk servers:``). Numbers may
+carry a space as thousands separator; chunkserver space is humanized
+(``1.2 GiB``). mfscli exits 0 even when no master answers, so the text decides.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+NO_MASTER_MARKERS = ("working master servers not found", "can't connect", "connection refused")
+UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5, "E": 1024**6}
+CHUNK_STATES = ("missing", "endangered", "undergoal", "stable", "overgoal", "pending deletion")
+
+
+class MfscliError(RuntimeError):
+    """mfscli could not reach a working master or its output made no sense."""
+
+
+def run(host: str, port: int, section: str, timeout: float = 3.0) -> str:
+    """stdout of ``mfscli -H host -P port -n -S<section>``; MfscliError when no master answered."""
+    argv = ["mfscli", "-H", host, "-P", str(port), "-n", f"-S{section}"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MfscliError(f"mfscli -S{section} via {host}:{port}: {exc}") from None
+    text = done.stdout + done.stderr
+    if done.returncode or any(m in text.lower() for m in NO_MASTER_MARKERS):
+        first = next((line for line in text.splitlines() if line.strip()), "no output")
+        raise MfscliError(f"mfscli -S{section} via {host}:{port}: {first.strip()[:200]}")
+    return done.stdout
+
+
+def rows(text: str, title: str) -> list[list[str]]:
+    """The fields after the section title of every row of section ``title``."""
+    prefix = title.rstrip(":") + ":"
+    found = []
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields and fields[0].strip() == prefix:
+            found.append([f.strip() for f in fields[1:]])
+    return found
+
+
+def number(field: str) -> int:
+    """An mfscli integer that may contain spaces as thousands separators ("348 208")."""
+    cleaned = field.replace(" ", "").replace("\u00a0", "")
+    if not re.fullmatch(r"-?\d+", cleaned):
+        raise ValueError(f"not a number: {field!r}")
+    return int(cleaned)
+
+
+def size_bytes(field: str) -> int:
+    """A humanized size ("1.2 GiB", "512 B", "0 B") or a plain number, in bytes (approximate)."""
+    match = re.fullmatch(r"([\d.]+)\s*([KMGTPE]?)i?B?", field.strip().replace("\u00a0", " "))
+    if not match:
+        return number(field)
+    return int(float(match.group(1)) * UNITS[match.group(2)])
+
+
+def metaversion(text: str, host: str | None = None) -> int:
+    """The metadata version from ``-SIM`` output (column 5), of ``host`` if given, else the max.
+
+    Rows: ip, version, state, local time, metadata version, ... A DEAD row means no master.
+    """
+    versions = []
+    for fields in rows(text, "metadata servers"):
+        if len(fields) < 5 or fields[2].upper() == "DEAD":
+            continue
+        if host is None or fields[0] == host:
+            versions.append(number(fields[4]))
+    if not versions:
+        raise MfscliError("no live metadata server in mfscli -SIM output")
+    return max(versions)
+
+
+def chunk_matrix(text: str) -> dict[str, int]:
+    """``-SIC`` summary: {missing, endangered, undergoal, stable, overgoal, pending_deletion}."""
+    result: dict[str, int] = {}
+    for fields in rows(text, "all chunks matrix"):
+        if len(fields) >= 2 and fields[0].startswith("chunkclass "):
+            state = fields[0][len("chunkclass "):].rstrip(":")
+            if state in CHUNK_STATES:
+                result[state.replace(" ", "_")] = number(fields[1])
+    if len(result) != len(CHUNK_STATES):
+        raise MfscliError("mfscli -SIC output has no complete chunk class summary")
+    return result
+
+
+def chunkservers(text: str) -> list[dict[str, Any]]:
+    """``-SCS`` rows (MooseFS >= 3.0.38, 14 columns): ip, port, id, labels, version, load,
+    maintenance, chunks, used, total, % used, removal status, removal chunks/used/total/%."""
+    servers = []
+    for fields in rows(text, "chunk servers"):
+        if len(fields) < 11:
+            continue
+        servers.append({
+            "address": f"{fields[0]}:{fields[1]}", "id": number(fields[2]),
+            "labels": "" if fields[3] == "-" else fields[3], "version": fields[4],
+            "chunks": number(fields[7]), "used_bytes": size_bytes(fields[8]),
+            "total_bytes": size_bytes(fields[9]),
+        })
+    return servers

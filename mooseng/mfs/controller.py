@@ -1,0 +1,226 @@
+"""The MooseFS daemons of one master container, driven by :mod:`mooseng.ha`.
+
+Exactly one of mfsmaster (leader) or mfsmetalogger (follower) runs. Promotion
+follows the measured recipe (see MOOSEFS-NOTES): SIGTERM the metalogger and
+wait (it flushes once a second), set stale master files aside, ``mfsmaster -a
+restore``, start mfsmaster, wait until it accepts client connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mooseng.mfs import cli, files
+from mooseng.supervisor import Daemon
+
+log = logging.getLogger("mooseng.mfs")
+
+
+class PromotionError(RuntimeError):
+    """A promotion step failed; the message says which and why."""
+
+
+class PromotionAborted(PromotionError):
+    """The lease was lost while promoting; mfsmaster was not started."""
+
+
+@dataclass(frozen=True)
+class MfsPaths:
+    """Fixed by the image: configs rendered by the entrypoint, DATA_PATH, the empty seed."""
+
+    master_cfg: Path = Path("/etc/mfs/mfsmaster.cfg")
+    metalogger_cfg: Path = Path("/etc/mfs/mfsmetalogger.cfg")
+    data_path: Path = Path("/var/lib/mooseng/mfs")
+    empty_metadata: Path = Path("/var/lib/mfs/metadata.mfs.empty")
+    user: str = "mfs"
+
+
+def chown(path: Path, user: str) -> None:
+    """Give ``path`` to ``user`` when it exists (the daemons run as mfs)."""
+    try:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    except (KeyError, PermissionError):
+        pass
+
+
+def accepts_connections(host: str, port: int, timeout: float = 0.3) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class MfsController:
+    """Start, stop, promote and demote the local MooseFS daemons."""
+
+    def __init__(self, paths: MfsPaths, address: str, client_port: int = 9421,
+                 ready_timeout: float = 15.0, restore_timeout: float = 60.0,
+                 metalogger_stop_timeout: float = 10.0) -> None:
+        self.paths = paths
+        self.address = address
+        self.client_port = client_port
+        self.ready_timeout = ready_timeout
+        self.restore_timeout = restore_timeout
+        self.metalogger_stop_timeout = metalogger_stop_timeout
+        self.master = Daemon("mfsmaster", ["mfsmaster", "-c", str(paths.master_cfg), "-f", "start"])
+        self.metalogger = Daemon("mfsmetalogger",
+                                 ["mfsmetalogger", "-c", str(paths.metalogger_cfg), "-f", "start"])
+        self._master_gate = threading.Lock()
+        self._version_cache: tuple[float, int] = (0.0, 0)
+        self._sampling = threading.Lock()
+
+    # --- state -------------------------------------------------------------
+    def master_running(self) -> bool:
+        """mfsmaster (ours) is alive."""
+        return self.master.running()
+
+    def master_accepts_clients(self) -> bool:
+        """mfsmaster runs and accepts TCP connections on the client port of our address."""
+        return self.master.running() and accepts_connections(self.address, self.client_port)
+
+    def metalogger_running(self) -> bool:
+        """mfsmetalogger (ours) is alive."""
+        return self.metalogger.running()
+
+    def has_metadata(self) -> bool:
+        """DATA_PATH holds metadata or changelogs (master or metalogger ones)."""
+        return files.has_metadata(self.paths.data_path)
+
+    def change_number(self, leader: bool) -> int:
+        """Our metadata change number: mfscli -SIM metaversion as leader (sampled in the
+        background at most every 2 s, so the loop never waits for mfscli), the
+        metalogger's last changelog line as follower."""
+        if not leader:
+            return files.follower_change_number(self.paths.data_path)
+        stamp, cached = self._version_cache
+        if time.monotonic() - stamp >= 2.0 and not self._sampling.locked():
+            threading.Thread(target=self._sample_version, name="metaversion", daemon=True).start()
+        return cached
+
+    def _sample_version(self) -> None:
+        if not self._sampling.acquire(blocking=False):
+            return
+        try:
+            text = cli.run(self.address, self.client_port, "IM", timeout=2.0)
+            self._version_cache = (time.monotonic(), cli.metaversion(text))
+        except (cli.MfscliError, ValueError) as exc:
+            log.debug("event=metaversion_unavailable reason=%r", str(exc))
+            self._version_cache = (time.monotonic(), self._version_cache[1])
+        finally:
+            self._sampling.release()
+
+    def daemon_info(self) -> dict[str, Any]:
+        """{name, pid, state} of the daemon that should run (mfsmaster if it runs, else the metalogger)."""
+        daemon = self.master if self.master.running() else self.metalogger
+        pid = daemon.pid
+        return {"name": daemon.name, "pid": pid, "state": "running" if pid else "stopped"}
+
+    # --- follower ------------------------------------------------------------
+    def ensure_metalogger(self) -> bool:
+        """Start the metalogger if it does not run (and mfsmaster does not); True if started."""
+        if self.metalogger.running() or self.master.running():
+            return False
+        self.metalogger.start()
+        return True
+
+    def restart_metalogger(self, set_aside_ml: bool = False) -> None:
+        """Restart the metalogger so it downloads metadata from the new leader; with
+        ``set_aside_ml`` its old files go aside first (they diverge from the new leader)."""
+        self.metalogger.stop("graceful", timeout=self.metalogger_stop_timeout)
+        if set_aside_ml:
+            where = files.set_aside(self.paths.data_path, files.METADATA_ANY)
+            log.info("event=metalogger_files_aside folder=%s", where)
+        self.metalogger.start()
+
+    # --- leader ----------------------------------------------------------------
+    def bootstrap(self) -> None:
+        """Seed a brand-new file system: copy the empty metadata into DATA_PATH."""
+        if self.has_metadata():
+            raise PromotionError("refusing to bootstrap: DATA_PATH already holds metadata")
+        self.paths.data_path.mkdir(parents=True, exist_ok=True)
+        target = self.paths.data_path / "metadata.mfs"
+        shutil.copyfile(self.paths.empty_metadata, target)
+        chown(target, self.paths.user)
+        log.info("event=bootstrap_metadata file=%s", target)
+
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float:
+        """Become the MooseFS leader; return the seconds it took. ``fresh``: bootstrap
+        (the seed is in place, no restore). ``may_start`` is asked, under the same lock
+        :meth:`fence` takes, right before mfsmaster starts."""
+        started = time.monotonic()
+        code = self.metalogger.stop("graceful", timeout=self.metalogger_stop_timeout)
+        log.info("event=promotion_step step=metalogger_stopped code=%s took=%.2fs", code,
+                 time.monotonic() - started)
+        if not fresh:
+            where = files.set_aside(self.paths.data_path)
+            if where:
+                log.info("event=promotion_step step=master_files_aside folder=%s", where)
+            self._restore()
+        with self._master_gate:
+            if not may_start():
+                raise PromotionAborted("lease lost before mfsmaster started")
+            self.master.start()
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if not self.master.running():
+                raise PromotionError(f"mfsmaster exited with code {self.master.poll()} while starting")
+            if accepts_connections(self.address, self.client_port, timeout=0.2):
+                took = time.monotonic() - started
+                log.info("event=promotion_step step=mfsmaster_ready took=%.2fs", took)
+                return took
+            time.sleep(0.05)
+        raise PromotionError(f"mfsmaster did not accept clients on {self.address}:{self.client_port} "
+                             f"within {self.ready_timeout:.0f} s")
+
+    def _restore(self) -> None:
+        """``mfsmaster -a -c CFG restore``: rebuild metadata.mfs from the metalogger's files."""
+        argv = ["mfsmaster", "-a", "-c", str(self.paths.master_cfg), "restore"]
+        begun = time.monotonic()
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.restore_timeout,
+                                  check=False, start_new_session=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PromotionError(f"mfsmaster restore failed: {exc}") from None
+        output = (done.stdout + done.stderr).strip().splitlines()
+        if done.returncode != 0:
+            raise PromotionError(f"mfsmaster restore exited with code {done.returncode}: "
+                                 f"{output[-1] if output else 'no output'}")
+        log.info("event=promotion_step step=restored took=%.2fs", time.monotonic() - begun)
+
+    def fence(self) -> None:
+        """Stop mfsmaster at once (SIGKILL): we may no longer hold the lease."""
+        with self._master_gate:
+            if self.master.running():
+                self.master.stop("kill")
+
+    def stop_master(self) -> None:
+        """Stop mfsmaster gracefully (planned switchover, shutdown): it flushes to metaloggers."""
+        with self._master_gate:
+            self.master.stop("fast", timeout=10.0)
+
+    def demote(self) -> None:
+        """Become a follower: mfsmaster stopped, its files set aside, the metalogger started."""
+        self.stop_master()
+        where = files.set_aside(self.paths.data_path)
+        if where:
+            log.info("event=demotion_files_aside folder=%s", where)
+        self.metalogger.start()
+
+    def stop_all(self) -> None:
+        """Stop both daemons gracefully (agent shutdown)."""
+        self.stop_master()
+        self.metalogger.stop("graceful", timeout=self.metalogger_stop_timeout)

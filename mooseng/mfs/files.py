@@ -1,0 +1,90 @@
+"""MooseFS files in DATA_PATH: change numbers, metadata presence, setting stale files aside."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import time
+from pathlib import Path
+
+MASTER_FILE = re.compile(r"^(metadata\.mfs.*|changelog\.\d+\.mfs|metadata\.crc)$")
+ML_CHANGELOG = re.compile(r"^changelog_ml(_back)?\.\d+\.mfs$")
+METADATA_ANY = re.compile(r"^(metadata(_ml)?\.mfs(\.back(\.\d+)?)?|changelog(_ml(_back)?)?\.\d+\.mfs)$")
+TAIL_BYTES = 8192
+
+
+def last_change(path: Path) -> int:
+    """The change number on the last complete line of a changelog (``41233: ts|OP(...)``); 0 if none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - TAIL_BYTES))
+            tail = handle.read()
+    except OSError:
+        return 0
+    for line in reversed(tail.splitlines()):
+        head = line.split(b":", 1)[0].strip()
+        if head.isdigit() and b":" in line:
+            return int(head)
+    return 0
+
+
+def metadata_header_version(path: Path) -> int:
+    """The version in a metadata file header (``MFSM 2.0`` + 8-byte big-endian version); 0 if none."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError:
+        return 0
+    if len(header) < 16 or not header.startswith(b"MFSM"):
+        return 0
+    return struct.unpack(">Q", header[8:16])[0]
+
+
+def follower_change_number(data_path: Path) -> int:
+    """The highest change a metalogger holds: the last line of its changelogs, else the
+    version in its ``metadata_ml.mfs`` header, else 0."""
+    best = 0
+    try:
+        names = os.listdir(data_path)
+    except OSError:
+        return 0
+    for name in names:
+        if ML_CHANGELOG.match(name):
+            best = max(best, last_change(data_path / name))
+    if best == 0:
+        for name in ("metadata_ml.mfs", "metadata_ml.mfs.back"):
+            best = max(best, metadata_header_version(data_path / name))
+    return best
+
+
+def has_metadata(data_path: Path) -> bool:
+    """True when DATA_PATH (not its aside/ folder) holds any metadata or changelog file."""
+    try:
+        return any(METADATA_ANY.match(name) for name in os.listdir(data_path))
+    except OSError:
+        return False
+
+
+def set_aside(data_path: Path, pattern: re.Pattern[str] = MASTER_FILE, now: float | None = None) -> Path | None:
+    """Move files matching ``pattern`` into ``DATA_PATH/aside/<utc timestamp>/``; return that
+    folder, or None when there was nothing to move. The ``_ml`` files stay."""
+    try:
+        names = sorted(n for n in os.listdir(data_path) if pattern.match(n))
+    except OSError:
+        return None
+    if not names:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    target = data_path / "aside" / stamp
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = data_path / "aside" / f"{stamp}-{suffix}"
+    target.mkdir(parents=True)
+    for name in names:
+        shutil.move(str(data_path / name), str(target / name))
+    return target

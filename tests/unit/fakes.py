@@ -1,0 +1,201 @@
+"""Fakes for the HA tests: a clock, an in-memory store on the real state machine, daemons."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from mooseng.dcs import Intent, Lease, Member, RaftStatus, Store, StoreError
+from mooseng.dcs.raft import _Replicated
+from mooseng.ha import HA, HAConfig
+
+MASTERS = ["master-1", "master-2", "master-3"]
+
+
+class FakeClock:
+    """Wall and monotonic time that only move when told."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SyncExecutor:
+    """Runs an action at once, in the caller's thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001
+            future.set_exception(exc)
+        return future
+
+
+class PendingExecutor:
+    """Keeps actions pending until run_all() (a promotion still in progress)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Future, Callable[..., Any], tuple]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        future: Future = Future()
+        self.pending.append((future, fn, args))
+        return future
+
+    def run_all(self) -> None:
+        pending, self.pending = self.pending, []
+        for future, fn, args in pending:
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:  # noqa: BLE001
+                future.set_exception(exc)
+
+
+class FakeStore(Store):
+    """The real replicated state machine, applied locally with the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.state = _Replicated()
+        self.retry_timeout = 0.5
+        self.failing = False
+        self.raft = RaftStatus(term=3, commit_index=100, has_quorum=True, leader="master-1", ready=True,
+                               peers={"master-2": "connected", "master-3": "connected"})
+
+    def _check(self) -> None:
+        if self.failing:
+            raise StoreError("renew_lease failed: timeout")
+
+    def acquire_lease(self, node: str, ttl: float, epoch_hint: int) -> Lease | None:
+        self._check()
+        got = self.state.apply_acquire(node, ttl, self.clock.time(), epoch_hint, _doApply=True)
+        return Lease.from_dict(got) if got else None
+
+    def renew_lease(self, node: str, epoch: int, ttl: float) -> Lease | None:
+        self._check()
+        got = self.state.apply_renew(node, epoch, ttl, self.clock.time(), _doApply=True)
+        return Lease.from_dict(got) if got else None
+
+    def release_lease(self, node: str, epoch: int, reserve_for: str | None = None,
+                      reserve_ttl: float = 0.0) -> bool:
+        self._check()
+        return self.state.apply_release(node, epoch, self.clock.time(), reserve_for, reserve_ttl,
+                                        _doApply=True)
+
+    def get_lease(self) -> Lease:
+        return Lease.from_dict(self.state.read_lease())
+
+    def set_member(self, node: str, data: dict[str, Any], ttl: float) -> None:
+        self._check()
+        self.state.apply_member(node, data, ttl, self.clock.time(), _doApply=True)
+
+    def members(self) -> dict[str, Member]:
+        return {n: Member(n, m["data"], m["updated_at"], m["expires_at"])
+                for n, m in self.state.read_members().items()}
+
+    def metadata_ever_reported(self) -> bool:
+        return self.state.read_metadata_seen()
+
+    def set_intent(self, intent: Intent | None) -> None:
+        self._check()
+        self.state.apply_intent(intent.to_dict() if intent else None, _doApply=True)
+
+    def get_intent(self) -> Intent | None:
+        data = self.state.read_intent()
+        return Intent.from_dict(data) if data else None
+
+    def raft_status(self) -> RaftStatus:
+        return self.raft
+
+
+class FakeDaemons:
+    """Records what the loop asked for; state is plain attributes."""
+
+    def __init__(self, version: int = 0, has_metadata: bool = True) -> None:
+        self.version = version
+        self.metadata = has_metadata
+        self.master = False
+        self.metalogger = False
+        self.calls: list[str] = []
+        self.promote_error: Exception | None = None
+
+    def master_running(self) -> bool:
+        return self.master
+
+    def master_accepts_clients(self) -> bool:
+        return self.master
+
+    def metalogger_running(self) -> bool:
+        return self.metalogger
+
+    def has_metadata(self) -> bool:
+        return self.metadata
+
+    def change_number(self, leader: bool) -> int:
+        return self.version
+
+    def daemon_info(self) -> dict[str, Any]:
+        name = "mfsmaster" if self.master else "mfsmetalogger"
+        up = self.master or self.metalogger
+        return {"name": name, "pid": 42 if up else None, "state": "running" if up else "stopped"}
+
+    def ensure_metalogger(self) -> bool:
+        if self.metalogger or self.master:
+            return False
+        self.metalogger = True
+        self.calls.append("start metalogger")
+        return True
+
+    def restart_metalogger(self, set_aside_ml: bool = False) -> None:
+        self.metalogger = True
+        self.calls.append(f"restart metalogger aside={set_aside_ml}")
+
+    def bootstrap(self) -> None:
+        self.metadata = True
+        self.calls.append("bootstrap")
+
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float:
+        self.calls.append(f"promote fresh={fresh}")
+        self.metalogger = False
+        if self.promote_error:
+            raise self.promote_error
+        if not may_start():
+            raise RuntimeError("aborted")
+        self.master = True
+        return 1.5
+
+    def fence(self) -> None:
+        self.calls.append("fence")
+        self.master = False
+
+    def stop_master(self) -> None:
+        self.calls.append("stop master")
+        self.master = False
+
+    def demote(self) -> None:
+        self.calls.append("demote")
+        self.master = False
+        self.metalogger = True
+
+
+def make_ha(node: str, store: FakeStore, clock: FakeClock, daemons: FakeDaemons,
+            executor: Any = None, **timing: float) -> HA:
+    config = HAConfig(node=node, masters=MASTERS, api_url=f"http://{node}:9430", **timing)
+    return HA(config, store, daemons, clock=clock, executor=executor or SyncExecutor())
+
+
+def report(store: FakeStore, node: str, version: int, candidate: bool = True, **extra: Any) -> None:
+    """Publish a member report for another node, as its agent would."""
+    data = {"role": "follower", "metadata_version": version, "has_metadata": True,
+            "candidate": candidate, "leader_ready": False, "epoch": store.get_lease().epoch}
+    data.update(extra)
+    store.set_member(node, data, 2.0)

@@ -1,0 +1,249 @@
+"""The HA loop's decisions, asserted as exact sentences, on canned clusters."""
+
+from __future__ import annotations
+
+import pytest
+
+from mooseng import settings
+from mooseng.agent import load_config
+from mooseng.ha import HAConfig
+from tests.unit.fakes import FakeClock, FakeDaemons, FakeStore, PendingExecutor, make_ha, report
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture()
+def store(clock: FakeClock) -> FakeStore:
+    return FakeStore(clock)
+
+
+def leader_cluster(store: FakeStore, clock: FakeClock, version: int = 100):
+    """master-1 leads (lease epoch 1) after a normal election."""
+    daemons = FakeDaemons(version=version)
+    ha = make_ha("master-1", store, clock, daemons)
+    first = ha.run_cycle()
+    assert first == f"promoted self because no leader existed and my change number {version} is highest (lease epoch 1)"
+    return ha, daemons
+
+
+def test_leader_renews_every_loop(store: FakeStore, clock: FakeClock) -> None:
+    ha, daemons = leader_cluster(store, clock)
+    assert daemons.master and ha.is_leader()
+    for _ in range(5):
+        clock.advance(0.5)
+        assert ha.run_cycle() == "no action: I am master-1, the leader with the lease"
+    lease = store.get_lease()
+    assert lease.holder == "master-1" and lease.epoch == 1
+    assert lease.expires_at == pytest.approx(clock.now + 2.0)
+
+
+def test_holder_that_cannot_renew_self_fences_before_expiry(store: FakeStore, clock: FakeClock) -> None:
+    ha, daemons = leader_cluster(store, clock)
+    expires_at = store.get_lease().expires_at
+    store.failing = True
+    clock.advance(0.5)
+    assert ha.run_cycle() == ("lease renewal failed (renew_lease failed: timeout); "
+                              "self-fencing in 1.0 s unless it succeeds")
+    clock.advance(0.5)
+    assert ha.run_cycle() == ("lease renewal failed (renew_lease failed: timeout); "
+                              "self-fencing in 0.5 s unless it succeeds")
+    assert daemons.master
+    clock.advance(0.5)
+    assert ha.check_fence() == "self-fenced: could not renew the lease within ttl - safety margin"
+    assert clock.now < expires_at
+    assert not daemons.master and "fence" in daemons.calls and not ha.is_leader()
+
+
+def test_loop_reports_fence_when_deadline_passed_during_cycle(store: FakeStore, clock: FakeClock) -> None:
+    ha, daemons = leader_cluster(store, clock)
+    store.failing = True
+    clock.advance(1.6)
+    assert ha.run_cycle() == "self-fenced: could not renew the lease within ttl - safety margin"
+    assert not daemons.master
+
+
+def test_holder_whose_lease_was_taken_fences_at_once(store: FakeStore, clock: FakeClock) -> None:
+    ha, daemons = leader_cluster(store, clock)
+    clock.advance(2.5)  # lease expired (a long pause), someone else took it
+    store.acquire_lease("master-2", 2.0, 1)
+    clock.advance(0.0)
+    ha._state.deadline = clock.now + 1  # pretend the watchdog did not run (paused process)
+    assert ha.run_cycle() == "self-fenced: lease epoch 1 is no longer mine (holder master-2, epoch 2)"
+    assert not daemons.master
+
+
+def test_follower_waits_until_the_lease_expired(store: FakeStore, clock: FakeClock) -> None:
+    leader, _ = leader_cluster(store, clock, version=100)
+    follower_daemons = FakeDaemons(version=100)
+    follower = make_ha("master-2", store, clock, follower_daemons)
+    assert follower.run_cycle() == "started metalogger; following master-1 (lease epoch 1)"
+    leader.run_cycle()  # publishes leader_ready for epoch 1 (woken right after promotion)
+    assert follower.run_cycle() == "restarted metalogger to follow new leader master-1 (epoch 1)"
+    assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
+    # the leader dies: no more renewals
+    clock.advance(1.0)
+    assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
+    clock.advance(0.9)
+    assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
+    assert not follower_daemons.master
+    clock.advance(0.2)
+    assert follower.run_cycle() == ("promoted self because the lease expired and my change number 100 "
+                                    "is highest (lease epoch 2)")
+    assert follower_daemons.master and follower.is_leader()
+
+
+def test_only_the_highest_change_number_takes_the_lease(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    clock.advance(3.0)  # leader dead, lease expired
+    m2, m3 = FakeDaemons(version=41200), FakeDaemons(version=41233)
+    ha2 = make_ha("master-2", store, clock, m2)
+    ha3 = make_ha("master-3", store, clock, m3)
+    report(store, "master-3", 41233)
+    assert ha2.run_cycle() == ("no action: the lease expired but master-3 has the higher change number "
+                               "(41233 > my 41200)")
+    assert ha3.run_cycle() == ("promoted self because the lease expired and my change number 41233 "
+                               "is highest (lease epoch 2)")
+    assert m3.master and not m2.master
+
+
+def test_tie_goes_to_the_lowest_name(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    clock.advance(3.0)
+    m3 = FakeDaemons(version=500)
+    ha3 = make_ha("master-3", store, clock, m3)
+    report(store, "master-2", 500)
+    assert ha3.run_cycle() == ("no action: the lease expired; master-2 has the same change number 500 "
+                               "and a lower name")
+
+
+def test_lagging_follower_never_promotes(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    clock.advance(3.0)
+    lagging = FakeDaemons(version=10)
+    ha2 = make_ha("master-2", store, clock, lagging)
+    for _ in range(10):
+        report(store, "master-3", 900, candidate=True)
+        ha2.run_cycle()
+        clock.advance(0.5)
+    assert not lagging.master and store.get_lease().holder is None or store.get_lease().holder == "master-1"
+    assert "promote fresh=False" not in lagging.calls
+
+
+def test_follower_without_metadata_does_not_promote(store: FakeStore, clock: FakeClock) -> None:
+    ha2 = make_ha("master-2", store, clock, FakeDaemons(has_metadata=False))
+    assert ha2.run_cycle() == "no action: the lease is free but I have no metadata yet"
+
+
+def test_bootstrap_happens_exactly_once(store: FakeStore, clock: FakeClock) -> None:
+    empty2 = FakeDaemons(has_metadata=False)
+    ha2 = make_ha("master-2", store, clock, empty2)
+    assert ha2.run_cycle() == "no action: the lease is free but I have no metadata yet"
+    empty1 = FakeDaemons(has_metadata=False)
+    ha1 = make_ha("master-1", store, clock, empty1)
+    assert ha1.run_cycle() == ("bootstrapped a new file system: no member ever had metadata and I am "
+                               "master-1, the first master (lease epoch 1)")
+    assert empty1.calls[:2] == ["bootstrap", "promote fresh=True"]
+    assert ha1.run_cycle() == "no action: I am master-1, the leader with the lease"
+    assert store.metadata_ever_reported()
+    # master-1 loses its disk and restarts later: metadata was reported once, never bootstrap again
+    clock.advance(5.0)
+    again = make_ha("master-1", store, clock, FakeDaemons(has_metadata=False))
+    assert again.run_cycle() == "no action: the lease is free but I have no metadata yet"
+    assert store.get_lease().epoch == 1
+
+
+def test_node_with_metadata_never_bootstraps(store: FakeStore, clock: FakeClock) -> None:
+    daemons = FakeDaemons(version=7, has_metadata=True)
+    ha1 = make_ha("master-1", store, clock, daemons)
+    assert ha1.run_cycle() == ("promoted self because no leader existed and my change number 7 is "
+                               "highest (lease epoch 1)")
+    assert "bootstrap" not in daemons.calls
+
+
+def test_renewal_continues_while_promotion_runs(store: FakeStore, clock: FakeClock) -> None:
+    executor = PendingExecutor()
+    daemons = FakeDaemons(version=5)
+    ha = make_ha("master-1", store, clock, daemons, executor=executor)
+    assert ha.run_cycle().startswith("promoted self")
+    for _ in range(3):
+        clock.advance(0.5)
+        assert ha.run_cycle() == "no action: promotion in progress; renewed lease epoch 1"
+    assert not ha.is_leader()
+    executor.run_all()
+    assert ha.is_leader()
+    clock.advance(0.5)
+    assert ha.run_cycle() == "no action: I am master-1, the leader with the lease"
+
+
+def test_failed_promotion_releases_the_lease(store: FakeStore, clock: FakeClock) -> None:
+    daemons = FakeDaemons(version=5)
+    daemons.promote_error = RuntimeError("mfsmaster restore exited with code 1: no metadata")
+    ha = make_ha("master-1", store, clock, daemons)
+    ha.run_cycle()
+    clock.advance(0.5)
+    assert ha.run_cycle() == ("released lease epoch 1: promotion failed: mfsmaster restore exited "
+                              "with code 1: no metadata")
+    assert store.get_lease().holder is None
+    clock.advance(0.5)
+    assert ha.run_cycle() == "no action: not a candidate for a while after a failed promotion"
+
+
+def test_switchover_hands_over_to_the_named_target(store: FakeStore, clock: FakeClock) -> None:
+    ha1, d1 = leader_cluster(store, clock, version=300)
+    d2, d3 = FakeDaemons(version=300), FakeDaemons(version=300)
+    ha2 = make_ha("master-2", store, clock, d2)
+    ha3 = make_ha("master-3", store, clock, d3)
+    ha2.run_cycle()
+    ha3.run_cycle()
+    status, body = ha2.request_switchover("master-3")
+    assert (status, body) == (202, {"accepted": True, "from": "master-1", "to": "master-3"})
+    clock.advance(0.5)
+    assert ha1.run_cycle() == ("handing over to master-3: stopping mfsmaster, then releasing lease "
+                               "epoch 1 for it")
+    assert d1.calls[-2:] == ["stop master", "demote"] and not d1.master
+    lease = store.get_lease()
+    assert lease.holder is None and lease.reserved_for == "master-3"
+    # master-2 has the same change number and a lower name, but the lease is reserved
+    assert ha2.run_cycle() == "no action: the lease is reserved for master-3 (switchover)"
+    assert ha3.run_cycle() == ("promoted self because the previous leader handed the lease over to me "
+                               "and my change number 300 is highest (lease epoch 2)")
+    assert d3.master and ha3.is_leader() and not ha1.is_leader()
+
+
+def test_switchover_refusals(store: FakeStore, clock: FakeClock) -> None:
+    ha1, _ = leader_cluster(store, clock)
+    assert ha1.request_switchover("master-9")[0] == 404
+    assert ha1.request_switchover("master-1") == (409, {"error": "master-1 is already the leader"})
+    assert ha1.request_switchover("master-2") == (
+        409, {"error": "master-2 is not a healthy follower with metadata now"})
+
+
+def test_stale_lease_of_a_previous_run_is_released(store: FakeStore, clock: FakeClock) -> None:
+    store.acquire_lease("master-1", 2.0, 0)
+    ha = make_ha("master-1", store, clock, FakeDaemons(version=1))
+    assert ha.run_cycle() == ("released lease epoch 1 that this agent does not use "
+                              "(left by a previous run or a late commit)")
+    assert store.get_lease().holder is None
+
+
+def test_config_timing_rule_rejected() -> None:
+    bad = HAConfig(node="master-1", masters=["master-1"], ttl=1.0, loop_wait=0.5, retry_timeout=0.5)
+    assert bad.problems() == ["MOOSENG_LOOP_WAIT + 2*MOOSENG_RETRY_TIMEOUT = 1.5 s exceeds MOOSENG_TTL = 1 s",
+                              "MOOSENG_TTL - MOOSENG_SAFETY_MARGIN = 0.5 s leaves no time to renew "
+                              "(needs more than MOOSENG_LOOP_WAIT + MOOSENG_RETRY_TIMEOUT = 1 s)"]
+    assert HAConfig(node="master-1", masters=["master-1"]).problems() == []
+
+
+def test_load_config_names_the_variable() -> None:
+    env = {"MOOSENG_NODE": "master-1", "MOOSENG_RAFT_PASSWORD": "s", "MOOSENG_TTL": "1.0"}
+    with pytest.raises(settings.SettingError, match="MOOSENG_LOOP_WAIT \\+ 2\\*MOOSENG_RETRY_TIMEOUT"):
+        load_config(env)
+    with pytest.raises(settings.SettingError, match="MOOSENG_RAFT_PASSWORD is empty"):
+        load_config({"MOOSENG_NODE": "master-1"})
+    with pytest.raises(settings.SettingError, match="MOOSENG_TTL='soon' is invalid"):
+        load_config({"MOOSENG_NODE": "master-1", "MOOSENG_TTL": "soon", "MOOSENG_RAFT_PASSWORD": "s"})
+    config, _ = load_config({"MOOSENG_NODE": "master-2", "MOOSENG_RAFT_PASSWORD": "s"})
+    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (2.0, 0.5, 0.5, 0.5)
