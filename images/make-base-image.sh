@@ -46,5 +46,5 @@ rm -f "$rootfs.log"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
 log "importing as $BASE_IMAGE"
-tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' --change 'LABEL org.mooseng.base-image=true' - "$BASE_IMAGE" >/dev/null
 log "image=$BASE_IMAGE built in $(( $(date +%s) - start ))s"

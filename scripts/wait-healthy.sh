@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Wait until every container of the compose project is healthy; print progress.
+# Usage: scripts/wait-healthy.sh [TIMEOUT_SECONDS]
+set -uo pipefail
+timeout="${1:-240}"
+project="${COMPOSE_PROJECT_NAME:-$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null)}"
+project="${project:-mooseng}"
+deadline=$(( $(date +%s) + timeout ))
+last=""
+while :; do
+  states=$(docker ps -a --filter "label=com.docker.compose.project=$project" \
+    --format '{{.Label "com.docker.compose.service"}}={{.State}}/{{.Status}}' | sort)
+  total=$(grep -c . <<<"$states")
+  healthy=$(grep -c '(healthy)' <<<"$states")
+  line="healthy $healthy/$total"
+  [ "$line" != "$last" ] && printf '%s %s\n' "$(date -u +%H:%M:%S)" "$line" && last="$line"
+  if [ "$total" -gt 0 ] && [ "$healthy" = "$total" ]; then exit 0; fi
+  if grep -qE '=exited' <<<"$states"; then
+    echo "error: a container exited:"; grep -E '=exited' <<<"$states"; exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "error: not all healthy after ${timeout}s:"; grep -v '(healthy)' <<<"$states"; exit 1
+  fi
+  sleep 1
+done
