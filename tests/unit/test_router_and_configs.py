@@ -1,0 +1,50 @@
+"""Leader router and MooseFS config rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mooseng import mfsconfig, router
+
+
+def test_router_binds_own_address_and_checks_leader_on_every_master(monkeypatch):
+    monkeypatch.delenv("MOOSENG_ROUTER_CS_PORT", raising=False)
+    body = router.haproxy_config("172.20.0.5", ["master-1", "master-2", "master-3"], 9430, 300)
+    assert "bind 172.20.0.5:9520" in body
+    assert body.count("option httpchk GET /leader") == 3
+    assert "server master-2 master-2:9420 check port 9430" in body
+    assert "on-marked-down shutdown-sessions" in body
+    assert "bind 127." not in body
+
+
+def test_chunkserver_announces_real_address_and_dials_router(monkeypatch):
+    monkeypatch.setenv("MOOSENG_CS_LABELS", "B")
+    values = mfsconfig.chunkserver_values(mfsconfig.Layout(Path("/d")), "10.0.0.2", "10.0.0.2")
+    assert values["CSSERV_LISTEN_HOST"] == "10.0.0.2"
+    assert values["MASTER_HOST"] == "10.0.0.2" and values["MASTER_PORT"] == 9520
+    assert values["LABELS"] == "B"
+    assert values["DATA_PATH"] == Path("/d/mfs")
+
+
+def test_chunkserver_without_labels_has_no_labels_key(monkeypatch):
+    monkeypatch.setenv("MOOSENG_CS_LABELS", "")
+    values = mfsconfig.chunkserver_values(mfsconfig.Layout(Path("/d")), "a", "a")
+    assert "LABELS" not in values
+
+
+def test_render_is_key_equals_value_lines():
+    assert mfsconfig.render({"A": 1, "B": "x"}) == "A = 1\nB = x\n"
+
+
+def test_seed_never_overwrites_existing_metadata(tmp_path, monkeypatch):
+    layout = mfsconfig.Layout(tmp_path)
+    (tmp_path / "mfs").mkdir()
+    (tmp_path / "mfs" / "changelog_ml.0.mfs").write_text("41: x\n")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"MFSM NEW")
+    monkeypatch.setattr(mfsconfig, "EMPTY_METADATA", empty)
+    assert mfsconfig.seed_empty_metadata(layout) is False
+    assert not (tmp_path / "mfs" / "metadata.mfs").exists()
+    (tmp_path / "mfs" / "changelog_ml.0.mfs").unlink()
+    assert mfsconfig.seed_empty_metadata(layout) is True
+    assert (tmp_path / "mfs" / "metadata.mfs").read_bytes() == b"MFSM NEW"
