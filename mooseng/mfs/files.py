@@ -25,7 +25,9 @@ def last_change(path: Path) -> int:
             tail = handle.read()
     except OSError:
         return 0
-    for line in reversed(tail.splitlines()):
+    lines = tail.split(b"\n")
+    complete = lines[:-1]  # the part after the last newline is still being written
+    for line in reversed(complete):
         head = line.split(b":", 1)[0].strip()
         if head.isdigit() and b":" in line:
             return int(head)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from mooseng.dcs import Intent, Lease, Member, RaftStatus, Store, StoreError
 from mooseng.dcs.raft import _Replicated

@@ -232,8 +232,8 @@ def test_stale_lease_of_a_previous_run_is_released(store: FakeStore, clock: Fake
 def test_config_timing_rule_rejected() -> None:
     bad = HAConfig(node="master-1", masters=["master-1"], ttl=1.0, loop_wait=0.5, retry_timeout=0.5)
     assert bad.problems() == ["MOOSENG_LOOP_WAIT + 2*MOOSENG_RETRY_TIMEOUT = 1.5 s exceeds MOOSENG_TTL = 1 s",
-                              "MOOSENG_TTL - MOOSENG_SAFETY_MARGIN = 0.5 s leaves no time to renew "
-                              "(needs more than MOOSENG_LOOP_WAIT + MOOSENG_RETRY_TIMEOUT = 1 s)"]
+                              ("MOOSENG_TTL - MOOSENG_SAFETY_MARGIN = 0.5 s leaves no time to renew "
+                              "(needs more than MOOSENG_LOOP_WAIT + MOOSENG_RETRY_TIMEOUT = 1 s)")]
     assert HAConfig(node="master-1", masters=["master-1"]).problems() == []
 
 

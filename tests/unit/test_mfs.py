@@ -1,0 +1,63 @@
+"""mfscli parsing on captured real output, and the DATA_PATH file helpers."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from mooseng.mfs import cli, files
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_chunkservers_from_real_output() -> None:
+    servers = cli.chunkservers((DATA / "mfscli" / "SCS.txt").read_text())
+    assert len(servers) == 3
+    assert servers[0] == {"address": "172.18.0.5:9422", "id": 1, "labels": "C", "version": "3.0.117",
+                          "chunks": 8, "used_bytes": 25639788544, "total_bytes": 195145498624}
+
+
+def test_chunk_matrix_from_real_output() -> None:
+    assert cli.chunk_matrix((DATA / "mfscli" / "SIC.txt").read_text()) == {
+        "missing": 0, "endangered": 0, "undergoal": 0, "stable": 14, "overgoal": 0, "pending_deletion": 0}
+    assert cli.chunk_matrix((DATA / "mfscli-SIC-empty.txt").read_text())["stable"] == 0
+
+
+def test_metaversion_from_real_output() -> None:
+    assert cli.metaversion((DATA / "mfscli" / "SIM.txt").read_text()) == 84
+    assert cli.metaversion((DATA / "mfscli-SIM-empty.txt").read_text(), host="127.0.0.1") == 2
+    with pytest.raises(cli.MfscliError):
+        cli.metaversion((DATA / "mfscli-SIM-nomaster.txt").read_text())
+
+
+def test_numbers_and_sizes() -> None:
+    assert cli.number("348 208") == 348208
+    assert cli.size_bytes("1.5 GiB") == 1610612736
+    assert cli.size_bytes("512 B") == 512
+    assert cli.size_bytes("25639788544") == 25639788544
+
+
+def test_follower_change_number(tmp_path: Path) -> None:
+    assert files.follower_change_number(tmp_path) == 0
+    header = b"MFSM 2.0" + struct.pack(">Q", 41000) + b"\0" * 8
+    (tmp_path / "metadata_ml.mfs").write_bytes(header)
+    assert files.follower_change_number(tmp_path) == 41000
+    (tmp_path / "changelog_ml.1.mfs").write_text("41200: 1|ACCESS(1)\n")
+    (tmp_path / "changelog_ml.0.mfs").write_text("41232: 1|ACCESS(1)\n41233: 2|CREATE(1,x)\n41234: 3|AC")
+    assert files.follower_change_number(tmp_path) == 41233
+
+
+def test_set_aside_moves_master_files_only(tmp_path: Path) -> None:
+    for name in ("metadata.mfs", "metadata.mfs.back.1", "changelog.0.mfs", "changelog.3.mfs",
+                 "metadata_ml.mfs", "changelog_ml.0.mfs", "stats.mfs"):
+        (tmp_path / name).write_text("x")
+    assert files.has_metadata(tmp_path)
+    where = files.set_aside(tmp_path, now=0)
+    assert where == tmp_path / "aside" / "19700101T000000Z"
+    assert sorted(p.name for p in where.iterdir()) == ["changelog.0.mfs", "changelog.3.mfs",
+                                                       "metadata.mfs", "metadata.mfs.back.1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aside", "changelog_ml.0.mfs", "metadata_ml.mfs",
+                                                          "stats.mfs"]
+    assert files.set_aside(tmp_path) is None

@@ -1,0 +1,95 @@
+"""The real pysyncobj store on 127.0.0.1: acquire, renew, expire, compare-and-set."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from mooseng.dcs import StoreError
+from mooseng.dcs.raft import RaftStore
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def until(fn, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_single_node_acquire_renew_expire_cas(tmp_path: Path) -> None:
+    [port] = free_ports(1)
+    store = RaftStore("n1", ["n1"], addresses={"n1": f"127.0.0.1:{port}"}, password="secret",
+                      journal_dir=tmp_path, retry_timeout=0.5)
+    try:
+        lease = until(lambda: store.acquire_lease("n1", 0.4, 0))
+        assert lease.holder == "n1" and lease.epoch == 1
+        assert store.acquire_lease("n2", 0.4, 1) is None  # held
+        assert store.renew_lease("n1", 1, 0.4).epoch == 1
+        assert store.renew_lease("n1", 7, 0.4) is None  # wrong epoch: CAS refuses
+        assert store.renew_lease("n2", 1, 0.4) is None  # not the holder
+        time.sleep(0.5)
+        assert not store.get_lease().valid(time.time())
+        assert store.acquire_lease("n2", 0.4, 0) is None  # stale epoch hint
+        taken = store.acquire_lease("n2", 0.4, 1)
+        assert taken.holder == "n2" and taken.epoch == 2
+        assert store.release_lease("n2", 2, reserve_for="n1", reserve_ttl=5.0)
+        assert store.acquire_lease("n3", 0.4, 2) is None  # reserved for n1
+        assert store.acquire_lease("n1", 0.4, 2).epoch == 3
+        store.set_member("n1", {"has_metadata": True, "metadata_version": 5}, 1.0)
+        assert store.members()["n1"].data["metadata_version"] == 5
+        assert store.metadata_ever_reported()
+        status = store.raft_status()
+        assert status.has_quorum and status.leader == "n1" and status.commit_index > 0
+    finally:
+        store.close()
+
+
+def test_three_nodes_replicate_and_survive_a_dead_member(tmp_path: Path) -> None:
+    names = ["n1", "n2", "n3"]
+    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
+    stores = {n: RaftStore(n, names, addresses=addresses, password="secret", journal_dir=tmp_path / n,
+                           retry_timeout=0.5) for n in names}
+    try:
+        lease = until(lambda: stores["n2"].acquire_lease("n2", 2.0, 0))
+        assert lease.epoch == 1
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and stores["n3"].get_lease().holder != "n2":
+            time.sleep(0.05)
+        assert stores["n3"].get_lease().holder == "n2"
+        assert stores["n1"].acquire_lease("n1", 2.0, 1) is None  # CAS against a live lease
+        stores["n1"].close()  # one member dies: the other two still commit
+        assert until(lambda: stores["n2"].renew_lease("n2", 1, 2.0)).epoch == 1
+        assert stores["n3"].raft_status().peers["n1"] == "disconnected"
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+def test_minority_cannot_commit(tmp_path: Path) -> None:
+    names = ["n1", "n2", "n3"]
+    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
+    store = RaftStore("n1", names, addresses=addresses, password="secret", journal_dir=tmp_path,
+                      retry_timeout=0.3)
+    try:
+        with pytest.raises(StoreError, match="acquire_lease failed"):
+            store.acquire_lease("n1", 2.0, 0)
+        assert not store.raft_status().has_quorum
+    finally:
+        store.close()
