@@ -1,0 +1,107 @@
+"""The fault ledger: written before the fault, replayed after a crash, healed by one undo path."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmoose import _faults
+from chaosmoose.ledger import Ledger
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return Ledger(tmp_path / "run")
+
+
+def test_open_then_close_replays_to_undone(ledger):
+    fault = ledger.open("container.pause", {"service": "master-1"}, "r1", role="leader")
+    assert [f["id"] for f in ledger.open_faults()] == [fault["id"]]
+    assert ledger.open_faults()[0]["role"] == "leader"
+    ledger.close(fault["id"], "unpaused")
+    assert ledger.open_faults() == []
+    (done,) = ledger.faults()
+    assert done["state"] == "undone" and done["how"] == "unpaused"
+
+
+def test_filters_by_run_and_kind(ledger):
+    ledger.open("container.kill", {"service": "master-1"}, "r1")
+    ledger.open("container.pause", {"service": "master-2"}, "r2")
+    assert len(ledger.open_faults(run="r1")) == 1
+    assert len(ledger.open_faults(kinds=["container.pause"])) == 1
+    assert len(ledger.open_faults()) == 2
+
+
+def test_torn_last_line_is_skipped_and_next_append_starts_fresh(ledger):
+    fault = ledger.open("container.kill", {"service": "master-1"}, "r1")
+    with open(ledger.path, "ab") as f:
+        f.write(b'{"event": "undone", "id": "' + fault["id"].encode())  # crash mid-write
+    assert len(ledger.open_faults()) == 1
+    ledger.close(fault["id"], "started")
+    assert ledger.open_faults() == []
+
+
+def test_entry_survives_sigkill_right_after_open(tmp_path):
+    """The fault is on disk before it is applied: a SIGKILL right after leaves it open."""
+    script = textwrap.dedent(f"""
+        import os, signal
+        from chaosmoose.ledger import Ledger
+        Ledger({str(tmp_path / 'run')!r}).open("container.pause", {{"service": "master-2"}}, "r9")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], check=False)
+    assert done.returncode == -signal.SIGKILL
+    (fault,) = Ledger(tmp_path / "run").open_faults()
+    assert fault["target"]["service"] == "master-2" and fault["run"] == "r9"
+
+
+def test_records_are_fsynced(ledger, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    ledger.open("container.kill", {"service": "master-1"}, "r1")
+    assert len(synced) >= 2  # the file, and the directory of a new file
+
+
+def test_undo_open_heals_newest_first_and_keeps_failures_open(ledger, monkeypatch):
+    calls = []
+    monkeypatch.setitem(_faults.UNDO, "test.ok", lambda f: calls.append(f["id"]) or "healed")
+
+    def broken(fault):
+        raise RuntimeError("daemon said no")
+
+    monkeypatch.setitem(_faults.UNDO, "test.broken", broken)
+    first = ledger.open("test.ok", {"service": "a"}, "r1")
+    second = ledger.open("test.ok", {"service": "b"}, "r1")
+    bad = ledger.open("test.broken", {"service": "c"}, "r1")
+    results = _faults.undo_open(ledger)
+    assert calls == [second["id"], first["id"]]
+    assert [r["undone"] for r in results] == [False, True, True]
+    (still,) = ledger.open_faults()
+    assert still["id"] == bad["id"]
+    assert "daemon said no" in still["undo_errors"][0]
+
+
+def test_unknown_kind_cannot_be_undone_and_stays_open(ledger):
+    ledger.open("toxiproxy.toxic", {"service": "raft-1-2"}, "r1")
+    (result,) = _faults.undo_open(ledger)
+    assert not result["undone"] and "cannot undo" in result["error"]
+    assert len(ledger.open_faults()) == 1
+
+
+def test_inject_records_before_apply_and_undoes_a_failed_apply(ledger, monkeypatch):
+    seen = []
+    monkeypatch.setitem(_faults.UNDO, "test.ok", lambda f: "healed")
+
+    def apply():
+        seen.append(len(ledger.open_faults()))
+        raise RuntimeError("409 container not running")
+
+    with pytest.raises(ActivityFailed, match="test.ok on m1 failed: 409 container not running"):
+        _faults.inject(ledger, "test.ok", {"service": "m1"}, "r1", apply)
+    assert seen == [1]  # the ledger held the fault while it was being applied
+    assert ledger.open_faults() == []
