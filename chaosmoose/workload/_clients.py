@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,44 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmoose import _docker, _settings
+from chaosmoose.workload import runner as runner_module
 
 logger = logging.getLogger("chaostoolkit")
 
 __all__: list[str] = []  # not an activity module
 
-RUNNER = ["python3", "-m", "chaosmoose.workload.runner"]
 STATE_ROOT = "/tmp/chaosmoose"  # inside client containers, off the MooseFS mount
+RUNNER_PATH = f"{STATE_ROOT}/runner.py"
+RUNNER = ["python3", RUNNER_PATH]
+
+
+def ship_runner(container: Any) -> None:
+    """Copy this version's runner (one stdlib-only file) into the container.
+
+    The runner then matches the host's chaosmoose exactly, whatever version the image has.
+    Done before every command (a few milliseconds): a restarted container may have lost it.
+    """
+    source = Path(runner_module.__file__).read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data, mode in (("chaosmoose", None, 0o755), ("chaosmoose/runner.py", source,
+                                                                0o644)):
+            info = tarfile.TarInfo(name)
+            info.mtime = int(time.time())
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    if not container.put_archive("/tmp", buffer.getvalue()):
+        raise ActivityFailed(f"cannot copy the workload runner into {container.name}")
 
 
 def runner_json(container: Any, args: list[str], what: str) -> dict[str, Any]:
     """Run a runner command in ``container`` and decode the JSON it prints."""
+    ship_runner(container)
     code, out, err = _docker.exec_in(container, RUNNER + args)
     lines = [line for line in out.splitlines() if line.strip()]
     try:

@@ -54,6 +54,7 @@ def start_workload(interval: float = 0.1, op_timeout: float = 5.0, max_seconds: 
             "run", "--client", client, "--data", data, "--state", state_dir,
             "--interval", str(step), "--op-timeout", str(limit), "--max-seconds", str(cap),
             "--size", str(size)]
+        _clients.ship_runner(container)  # the detached start below does not ship it
         fault = _faults.inject(ledger, "workload.runner",
                                _faults.target_of(container, project, client), run,
                                lambda container=container, cmd=cmd:

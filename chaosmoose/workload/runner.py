@@ -1,6 +1,8 @@
 """In-container workload runner: ``python3 -m chaosmoose.workload.runner <command> ...``.
 
-Standard library only (client containers have no requests/docker/chaoslib).
+Standard library only and self-contained (client containers have no requests/docker/
+chaoslib): the host copies this very file to ``/tmp/chaosmoose/runner.py`` in each client
+and runs it there, so the runner always matches the host's chaosmoose version.
 
 Commands:
 
@@ -215,7 +217,8 @@ def _read_pid(state: str) -> int | None:
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"chaosmoose.workload.runner" in f.read()
+            cmdline = f.read()
+        return b"chaosmoose" in cmdline and b"run\x00" in cmdline
     except OSError:
         return False
 

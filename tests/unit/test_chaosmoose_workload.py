@@ -1,6 +1,7 @@
 """Workload actions and probes over a faked Docker exec (the runner itself is tested for real)."""
 
 import json
+from unittest import mock
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -39,7 +40,7 @@ class Exec:
         if cmd[0] == "cat":
             return ExecResult(0, ("".join(json.dumps(r) + "\n"
                                           for r in history(self.client)).encode(), b""))
-        sub = cmd[3]
+        sub = cmd[2]
         if sub == "run":
             self.running = True
             return ExecResult(None, iter(()))
@@ -80,11 +81,12 @@ def test_before_any_workload_the_checker_passes_with_zero_counts(config):
     assert probes.checker_report(configuration=config)["corrupt"] == 0
 
 
-def test_start_stop_check_round_trip(config, clients):
+def test_start_stop_check_round_trip(config, clients, fake_docker):
     started = actions.start_workload(configuration=config)
     assert started == {"run": "run-1", "clients": list(CLIENTS)}
     run_cmd = clients["client-2"].calls[0]
-    assert run_cmd[:4] == ["python3", "-m", "chaosmoose.workload.runner", "run"]
+    assert run_cmd[:3] == ["python3", "/tmp/chaosmoose/runner.py", "run"]
+    fake_docker.containers["client-2"].put_archive.assert_called_with("/tmp", mock.ANY)
     assert "/mnt/client-2/chaosmoose/run-1" in run_cmd
     ledger = Ledger(config["chaosmoose_run_dir"])
     assert len(ledger.open_faults(kinds=["workload.runner"])) == 3
@@ -120,7 +122,7 @@ def test_a_reader_that_cannot_read_makes_the_check_unknown(config, clients, fake
 def test_runner_that_does_not_start_is_cleaned_up(config, clients, fake_docker):
     original = clients["client-2"]
     fake_docker.containers["client-2"].exec_run.side_effect = (
-        lambda cmd, **kw: exec_json({"running": False}) if cmd[3] == "status"
+        lambda cmd, **kw: exec_json({"running": False}) if cmd[2] == "status"
         else original(cmd, **kw))
     with pytest.raises(ActivityFailed, match="runner on client-2 did not start within 5 s"):
         actions.start_workload(configuration=config)
