@@ -93,5 +93,6 @@ test: venv env images
 lint: venv
 	$(VBIN)/ruff check mooseng chaosmoose tests
 
+# Rewrite the README's settings table from the code (tests/unit/test_settings.py checks it).
 settings-table: venv
-	@$(VBIN)/mooseng settings --markdown
+	@$(VBIN)/python scripts/update-readme-settings.py

@@ -258,6 +258,9 @@ def make_handler(ctx: ApiContext) -> type[BaseHTTPRequestHandler]:
                                head_only)
                 else:
                     self._json(404, {"error": f"no such endpoint {path}"}, head_only)
+            except ConnectionError:
+                # Health checkers (HAProxy) hang up once they have read the status line.
+                self.close_connection = True
             except Exception as exc:
                 log.exception("event=http_error path=%s", path)
                 self._json(500, {"error": f"internal error: {exc}"}, head_only)

@@ -2,7 +2,6 @@
 
     mooseng run ROLE              container entrypoint: master | chunkserver | client
     mooseng agent                 the master HA agent (started by ``run master``)
-    mooseng healthcheck ROLE      container healthcheck
     mooseng status [...]          table of masters, roles, lease, chunk health
     mooseng switchover --to NODE  planned leader transfer (needs MOOSENG_API_TOKEN)
     mooseng settings [--markdown | --check ROLE]
@@ -53,9 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run" and len(rest) == 1:
         from mooseng import roles
         return roles.run(rest[0])
-    if command == "healthcheck" and len(rest) == 1:
-        from mooseng import healthcheck
-        return healthcheck.main(rest[0])
     if command == "agent":
         from mooseng import agent
         return agent.main(rest)

@@ -60,9 +60,6 @@ def release_stale_mount(path: Path) -> None:
 def master_daemons(node: str, address: str) -> list[Daemon]:
     """A master container: the HA agent, which decides between mfsmaster and mfsmetalogger."""
     mfsconfig.write_master_configs(mfsconfig.Layout.from_settings(), address)
-    if os.environ.get("MOOSENG_STATIC_DEV"):
-        from mooseng import static_master
-        return static_master.daemons(node)
     return [Daemon("agent", [sys.executable, "-m", "mooseng", "agent"], keep_settings=True)]
 
 

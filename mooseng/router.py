@@ -49,18 +49,20 @@ def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_m
         "on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
         "",
     ]
+    # Only the first listener checks the agents; the others track its verdicts, so each
+    # container asks each agent once per interval, not once per port.
+    checker = ROUTES[0][0]
     for name, router_port_key, master_port_key in ROUTES:
         router_port = settings.read(router_port_key)
         master_port = settings.read(master_port_key)
-        lines += [
-            f"listen {name}",
-            f"    bind {bind_address}:{router_port}",
-            "    option httpchk GET /leader",
-            "    http-check expect status 200",
-        ]
-        lines += [
-            f"    server {master} {master}:{master_port} check port {api_port}" for master in masters
-        ]
+        lines += [f"listen {name}", f"    bind {bind_address}:{router_port}"]
+        if name == checker:
+            lines += ["    option httpchk GET /leader", "    http-check expect status 200"]
+            lines += [f"    server {master} {master}:{master_port} check port {api_port}"
+                      for master in masters]
+        else:
+            lines += [f"    server {master} {master}:{master_port} track {checker}/{master}"
+                      for master in masters]
         lines.append("")
     return "\n".join(lines)
 

@@ -107,7 +107,7 @@ define("MOOSENG_ROUTER_CS_PORT", "9520", parse_port,
        "Local leader router port for chunkservers.", "router")
 define("MOOSENG_ROUTER_CL_PORT", "9521", parse_port,
        "Local leader router port for clients.", "router")
-define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "300", parse_positive_int,
+define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "400", parse_positive_int,
        "How often the router asks each agent's /leader (milliseconds).", "router")
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")

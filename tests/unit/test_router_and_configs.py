@@ -11,8 +11,9 @@ def test_router_binds_own_address_and_checks_leader_on_every_master(monkeypatch)
     monkeypatch.delenv("MOOSENG_ROUTER_CS_PORT", raising=False)
     body = router.haproxy_config("172.20.0.5", ["master-1", "master-2", "master-3"], 9430, 300)
     assert "bind 172.20.0.5:9520" in body
-    assert body.count("option httpchk GET /leader") == 3
-    assert "server master-2 master-2:9420 check port 9430" in body
+    assert body.count("option httpchk GET /leader") == 1
+    assert "server master-2 master-2:9420 track metaloggers/master-2" in body
+    assert "server master-2 master-2:9419 check port 9430" in body
     assert "on-marked-down shutdown-sessions" in body
     assert "bind 127." not in body
 
