@@ -45,8 +45,8 @@ def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_m
         "    timeout client 10m",
         "    timeout server 10m",
         "    timeout check 1s",
-        f"    default-server inter {check_ms} fastinter {check_ms} downinter {check_ms} fall 2 rise 1 "
-        "on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
+        (f"    default-server inter {check_ms} fastinter {check_ms} downinter {check_ms} fall 2 "
+         "rise 1 on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none"),
         "",
     ]
     # Only the first listener checks the agents; the others track its verdicts, so each

@@ -12,8 +12,8 @@ instead of misbehaving later.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 
 class SettingError(ValueError):

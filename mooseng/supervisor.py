@@ -56,7 +56,7 @@ class Daemon:
         with self._lock:
             if self.running():
                 return
-            self._popen = subprocess.Popen(  # noqa: S603 - argv is ours
+            self._popen = subprocess.Popen(
                 self.argv, env=child_environment(self.env, self.keep_settings), start_new_session=True,
             )
             try:

@@ -1,0 +1,170 @@
+"""Failover benchmark: kill the leader N times, measure how long until clients write again.
+
+    .venv/bin/python scripts/failover_benchmark.py --kills 10
+
+Needs the cluster up (``make up``). A checksummed workload (chaosmoose's runner) writes
+through every client throughout, one fsync'ed operation every ``--interval`` seconds. Each
+round waits for a steady cluster (one leader, every master healthy, followers' /replica
+200), kills the leader's container with SIGKILL, and measures:
+
+- ``leader``: kill -> a different master answers /leader with 200;
+- ``first write`` (the RTO): kill -> the first acknowledged write, on any client, of an
+  operation *invoked after* the kill;
+- ``all clients``: kill -> every client has had such a write.
+
+The killed master is started again and must rejoin before the next round. At the end the
+checker re-reads everything from every client and counts lost and corrupt acknowledged
+writes. Prints one line per round and a summary (p50, p95, max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from chaosmoose import _docker, _settings
+from chaosmoose.workload import _clients
+from chaosmoose.workload.actions import start_workload, stop_workload
+from chaosmoose.workload.probes import check_acknowledged_writes
+
+
+def log(message: str) -> None:
+    """Progress on stderr, one line per event."""
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def get(url: str) -> int:
+    """HTTP status of GET url, 0 when unreachable."""
+    try:
+        return requests.get(url, timeout=1).status_code
+    except requests.RequestException:
+        return 0
+
+
+def leaders(masters: dict[str, str]) -> list[str]:
+    """Masters whose /leader answers 200."""
+    return [name for name, url in masters.items() if get(f"{url}/leader") == 200]
+
+
+def steady(masters: dict[str, str]) -> str | None:
+    """The leader when the cluster is steady (one leader, all healthy, followers current)."""
+    found = leaders(masters)
+    if len(found) != 1:
+        return None
+    for name, url in masters.items():
+        if get(f"{url}/health") != 200:
+            return None
+        if name != found[0] and get(f"{url}/replica") != 200:
+            return None
+    return found[0]
+
+
+def wait(what: str, check, timeout: float, step: float = 0.05):
+    """Poll until ``check`` gives a truthy value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise SystemExit(f"error: timed out after {timeout:.0f}s waiting for {what}")
+
+
+def first_writes(histories: dict[str, list[dict]], since: float) -> dict[str, float]:
+    """Per client: time of the first ok of an operation invoked at or after ``since``."""
+    firsts = {}
+    for client, records in histories.items():
+        invoked = {r["seq"]: r["t"] for r in records if r.get("type") == "invoke" and "seq" in r}
+        oks = [r["t"] for r in records if r.get("type") == "ok" and "seq" in r
+               and invoked.get(r["seq"], 0) >= since]
+        if oks:
+            firsts[client] = min(oks)
+    return firsts
+
+
+def writes_everywhere(config: dict, since: float) -> dict[str, float] | None:
+    """First writes after ``since`` once every client has one, else None."""
+    firsts = first_writes(histories_now(config), since)
+    return firsts if len(firsts) == len(_settings.clients(config, None)) else None
+
+
+def histories_now(config: dict) -> dict[str, list[dict]]:
+    """The runners' histories so far, read from the client containers."""
+    state = _clients.load_state(config, None)
+    project = _settings.project(config, None)
+    result = {}
+    for client, info in state["clients"].items():
+        container = _docker.get_container(info["container"], project, client)
+        result[client] = _clients.fetch_history(container, info["state_dir"])
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def main() -> int:
+    """Run the benchmark; exit 0 when every round recovered and nothing was lost."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--interval", type=float, default=0.05, help="workload op interval (s)")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds of steady cluster before each kill")
+    args = parser.parse_args()
+    run = time.strftime("bench-%Y%m%dT%H%M%S")
+    config = {"chaosmoose_run_dir": f"runs/{run}", "chaosmoose_run_id": run}
+    masters = _settings.masters(config, None)
+    project = _settings.project(config, None)
+    status = requests.get(f"{next(iter(masters.values()))}/status", timeout=2).json()
+    log(f"run={run} kills={args.kills} masters={','.join(masters)} "
+        f"last_decision={status.get('last_decision')!r}")
+    wait("a steady cluster", lambda: steady(masters), 120)
+    start_workload(interval=args.interval, op_timeout=60, max_seconds=3600, configuration=config)
+    rounds = []
+    try:
+        for number in range(1, args.kills + 1):
+            leader = wait("a steady cluster", lambda: steady(masters), 180)
+            time.sleep(args.settle)
+            leader = wait("a steady cluster", lambda: steady(masters), 60)
+            container = _docker.find_container(project, leader)
+            killed_at = time.time()
+            container.kill()
+            new = wait("a new leader",
+                       lambda old=leader: [m for m in leaders(masters) if m != old], 60)
+            leader_s = time.time() - killed_at
+            firsts = wait("writes on every client",
+                          lambda since=killed_at: writes_everywhere(config, since), 60, step=0.5)
+            first_s = min(firsts.values()) - killed_at
+            all_s = max(firsts.values()) - killed_at
+            rounds.append({"killed": leader, "new": new[0], "leader_s": leader_s,
+                           "first_write_s": first_s, "all_clients_s": all_s})
+            log(f"round={number} killed={leader} new_leader={new[0]} leader={leader_s:.2f}s "
+                f"first_write={first_s:.2f}s all_clients={all_s:.2f}s")
+            container.start()
+    finally:
+        stop_workload(configuration=config)
+        for name in masters:  # leave no master down
+            _docker.find_container(project, name).start()
+    wait("the killed master to rejoin", lambda: steady(masters), 180)
+    report = check_acknowledged_writes(configuration=config)
+    summary = {"rounds": len(rounds), "lost": report.get("lost"), "corrupt": report.get("corrupt"),
+               "acknowledged": report.get("acknowledged"), "valid": report.get("valid")}
+    for key in ("leader_s", "first_write_s", "all_clients_s"):
+        values = [r[key] for r in rounds]
+        summary[key] = {"p50": round(statistics.median(values), 2),
+                        "p95": round(percentile(values, 0.95), 2), "max": round(max(values), 2)}
+    Path(f"runs/{run}/benchmark.json").write_text(json.dumps({"rounds": rounds, **summary}, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0 if report.get("lost") == 0 and report.get("corrupt") == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
