@@ -14,7 +14,7 @@ PYSYNCOBJ ?= pysyncobj==0.3.17
 export BASE_IMAGE
 PYTEST_ARGS ?=
 
-.PHONY: help venv env wheels base-image images up down clean status demo test unit-test cluster-test lint settings-table
+.PHONY: help venv env wheels base-image images up down clean status demo experiment test unit-test cluster-test lint settings-table
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# *//'
@@ -76,10 +76,25 @@ status: venv
 demo: venv up
 	@$(VBIN)/mooseng status || true
 	@echo
-	@echo "The cluster is up. Try:"
+	@$(MAKE) --no-print-directory experiment EXP=leader-loss
+	@echo
+	@echo "Try next:"
 	@echo "  $(COMPOSE) exec client-1 bash      # a client shell; MooseFS is mounted at /mnt/client-1"
 	@echo "  curl -s 127.0.0.1:9431/status       # master-1's agent (9432, 9433 for the others)"
+	@echo "  make experiment EXP=leader-pause    # or follower-loss; see experiments/"
 	@echo "  make status | make down | make clean"
+
+# Run one experiment from experiments/ with its own run directory under runs/.
+EXP ?= leader-loss
+experiment: venv
+	@run=runs/$(EXP)-$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$run; \
+	echo "==> chaos run experiments/$(EXP).json (run directory $$run)"; \
+	start=$$(date +%s); \
+	CHAOSMOOSE_RUN_DIR=$$run $(VBIN)/chaos --log-file $$run/chaostoolkit.log run \
+	  --journal-path $$run/journal.json experiments/$(EXP).json; code=$$?; \
+	echo "==> exit $$code after $$(( $$(date +%s) - start ))s; journal: $$run/journal.json"; \
+	if [ -f $$run/workload/*/check.json ]; then echo "==> checker: $$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print({k: r.get(k) for k in ("valid","acknowledged","intact","lost","corrupt")}, "longest unavailability", r.get("unavailability",{}).get("longest_s"), "s")' $$run/workload/*/check.json)"; fi; \
+	exit $$code
 
 # --- tests -----------------------------------------------------------------------------
 unit-test: venv
