@@ -22,6 +22,7 @@ from mooseng.dcs import StoreError
 from mooseng.dcs.raft import RaftStore
 from mooseng.ha import HA, HAConfig
 from mooseng.mfs import MfsController, MfsPaths
+from mooseng.roles import own_address
 
 log = logging.getLogger("mooseng.agent")
 
@@ -40,16 +41,6 @@ def setup_logging(level: str) -> logging.handlers.QueueListener:
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     listener.start()
     return listener
-
-
-def own_address(node: str) -> str:
-    """The container's address: its host name resolved (not loopback)."""
-    address = socket.gethostbyname(node)
-    if address.startswith("127."):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("10.255.255.255", 9))  # a UDP connect sends nothing
-            address = probe.getsockname()[0]
-    return address
 
 
 def load_config(environ: dict[str, str] | None = None) -> tuple[HAConfig, dict[str, object]]:
