@@ -11,6 +11,10 @@ Rules:
 - a follower takes the lease only once it expired (or was handed to it), and
   only if its change number is the highest among fresh members (ties: the
   lowest node name);
+- and only from the newest lineage: a node is a candidate only if its metadata
+  descends from the last leader that served (its lineage epoch is at least the
+  store's served epoch). A leader records that it served before it reports
+  ready, so no write is acknowledged by a lineage the store does not know;
 - bootstrap: on a brand-new cluster only the first master, with no metadata
   anywhere, creates an empty file system.
 """
@@ -70,7 +74,9 @@ class Daemons(Protocol):
     def change_number(self, leader: bool) -> int: ...
     def daemon_info(self) -> dict[str, Any]: ...
     def ensure_metalogger(self) -> bool: ...
-    def restart_metalogger(self, set_aside_ml: bool = False) -> None: ...
+    def restart_metalogger(self, lineage: int) -> None: ...
+    def lineage(self) -> int: ...
+    def set_lineage(self, epoch: int) -> None: ...
     def bootstrap(self) -> None: ...
     def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float: ...
     def fence(self) -> None: ...
@@ -210,9 +216,12 @@ class HA:
             version, daemon = st.metadata_version, dict(st.daemon)
         if busy:
             has_metadata = True if role in ("leader", "promoting") else self.daemons.has_metadata()
+        lineage = self.daemons.lineage()
+        current = lineage >= self.store.served_epoch()
         return {"role": role, "epoch": epoch if leader else lease.epoch, "metadata_version": version,
                 "has_metadata": has_metadata, "leader_ready": leader and ready,
-                "candidate": (not leader and not busy and has_metadata and not cooling),
+                "lineage": lineage, "lineage_current": current,
+                "candidate": (not leader and not busy and has_metadata and current and not cooling),
                 "api_url": self.config.api_url, "daemon": daemon}
 
     def _publish(self, report: dict[str, Any]) -> str | None:
@@ -409,6 +418,10 @@ class HA:
             return f"no action: the lease is free but I could not publish my state ({publish_error})"
         if not report["has_metadata"]:
             return "no action: the lease is free but I have no metadata yet"
+        if not report["lineage_current"]:
+            return (f"no action: the lease is free but my metadata is of lineage "
+                    f"{report['lineage']}, older than the last leader that served (epoch "
+                    f"{self.store.served_epoch()}); promoting me would lose its writes")
         reserved = lease.reserved_against(cfg.node, now)
         if reserved:
             return f"no action: the lease is reserved for {reserved} (switchover)"
@@ -433,13 +446,12 @@ class HA:
         leader_ready = (leader is not None and leader.data.get("leader_ready")
                         and leader.data.get("epoch") == epoch)
         if followed != epoch and leader_ready:
-            diverged = report["metadata_version"] > int(leader.data.get("metadata_version", 0))
             with self._lock:
                 self._state.followed_epoch = epoch
                 self._state.leader_changes += 1
-            self._start_action("metalogger restart", self.daemons.restart_metalogger, diverged)
-            extra = " with my diverged files set aside" if diverged else ""
-            return f"restarted metalogger to follow new leader {holder} (epoch {epoch}){extra}"
+            self._start_action("metalogger restart", self.daemons.restart_metalogger, epoch)
+            return (f"restarted metalogger to follow new leader {holder} (epoch {epoch}) from a "
+                    f"clean slate (my old files set aside)")
         if self.daemons.ensure_metalogger():
             return f"started metalogger; following {holder} (lease epoch {epoch})"
         return f"no action: following {holder} (lease epoch {epoch})"
@@ -514,6 +526,8 @@ class HA:
                 return self._state.epoch == epoch
 
         took = self.daemons.promote(may_start, fresh=bootstrap)
+        self.daemons.set_lineage(epoch)
+        self._mark_served(epoch)
         with self._lock:
             if self._state.epoch == epoch:
                 self._state.role = "leader"
@@ -522,6 +536,20 @@ class HA:
                 self._state.leader_changes += 1
                 log.info("event=promoted epoch=%s took=%.2fs", epoch, took)
         self.wake()
+
+    def _mark_served(self, epoch: int) -> None:
+        """Record in the store that this node serves epoch ``epoch`` before reporting ready;
+        retried until the lease is gone (then the promotion fails and is given up)."""
+        while True:
+            with self._lock:
+                if self._state.epoch != epoch:
+                    raise RuntimeError(f"lease epoch {epoch} lost before it was marked served")
+            try:
+                self.store.mark_served(self.config.node, epoch)
+                return
+            except StoreError as exc:
+                log.warning("event=mark_served_retry epoch=%s reason=%r", epoch, str(exc))
+                time.sleep(self.config.retry_timeout / 2)
 
     # --------------------------------------------------------------- read side
     def is_leader(self) -> bool:

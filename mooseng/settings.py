@@ -112,7 +112,7 @@ define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "400", parse_positive_int,
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")
 # --- master HA agent (mooseng agent) -------------------------------------------
-define("MOOSENG_TTL", "2.0", parse_positive_float,
+define("MOOSENG_TTL", "3.0", parse_positive_float,
        "Leader lease time to live (seconds); a dead leader is replaced about this long after it died.",
        "master")
 define("MOOSENG_LOOP_WAIT", "0.5", parse_positive_float,
@@ -123,9 +123,9 @@ define("MOOSENG_RETRY_TIMEOUT", "0.5", parse_positive_float,
 define("MOOSENG_SAFETY_MARGIN", "0.5", parse_positive_float,
        "The holder stops mfsmaster if it could not renew for ttl minus this many seconds.", "master")
 define("MOOSENG_RAFT_PORT", "9440", parse_port, "Port of the agents' Raft (pysyncobj) links.", "master")
-define("MOOSENG_RAFT_MIN_TIMEOUT", "0.4", parse_positive_float,
+define("MOOSENG_RAFT_MIN_TIMEOUT", "0.5", parse_positive_float,
        "Raft election timeout, lower bound (seconds).", "master")
-define("MOOSENG_RAFT_MAX_TIMEOUT", "0.8", parse_positive_float,
+define("MOOSENG_RAFT_MAX_TIMEOUT", "1.0", parse_positive_float,
        "Raft election timeout, upper bound (seconds).", "master")
 define("MOOSENG_RAFT_PASSWORD", "", parse_str,
        "Shared secret encrypting Raft links (generated into .env by make); the agent refuses to "

@@ -147,6 +147,16 @@ class Store(abc.ABC):
         """True once any member has reported having MooseFS metadata (bootstrap guard)."""
 
     @abc.abstractmethod
+    def mark_served(self, node: str, epoch: int) -> None:
+        """Record that ``node`` served as MooseFS leader at lease ``epoch`` (only ever grows).
+
+        A node may promote only from metadata of the latest served lineage."""
+
+    @abc.abstractmethod
+    def served_epoch(self) -> int:
+        """The highest lease epoch whose holder served as leader (0 before any)."""
+
+    @abc.abstractmethod
     def set_intent(self, intent: Intent | None) -> None:
         """Write (or clear, with None) the pending intent."""
 

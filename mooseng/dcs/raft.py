@@ -39,6 +39,7 @@ class _Replicated(SyncObjConsumer):
         self._members: dict[str, dict[str, Any]] = {}
         self._intent: dict[str, Any] | None = None
         self._metadata_seen: bool = False
+        self._served: dict[str, Any] = {"epoch": 0, "node": None}
 
     @replicated
     def apply_acquire(self, node: str, ttl: float, now: float, epoch_hint: int) -> dict | None:
@@ -74,6 +75,13 @@ class _Replicated(SyncObjConsumer):
         return True
 
     @replicated
+    def apply_served(self, node: str, epoch: int) -> bool:
+        if epoch <= int(self._served["epoch"]):
+            return epoch == self._served["epoch"] and node == self._served["node"]
+        self._served = {"epoch": epoch, "node": node}
+        return True
+
+    @replicated
     def apply_intent(self, intent: dict | None) -> bool:
         self._intent = intent
         return True
@@ -90,6 +98,9 @@ class _Replicated(SyncObjConsumer):
 
     def read_metadata_seen(self) -> bool:
         return self._metadata_seen
+
+    def read_served(self) -> int:
+        return int(self._served["epoch"])
 
 
 def node_of(address: str) -> str:
@@ -170,6 +181,14 @@ class RaftStore(Store):
 
     def metadata_ever_reported(self) -> bool:
         return self._state.read_metadata_seen()
+
+    def mark_served(self, node: str, epoch: int) -> None:
+        if not self._call("mark_served", self._state.apply_served, node, epoch):
+            raise StoreError(f"mark_served refused: epoch {epoch} is not newer than "
+                             f"{self._state.read_served()}")
+
+    def served_epoch(self) -> int:
+        return self._state.read_served()
 
     def set_intent(self, intent: Intent | None) -> None:
         self._call("set_intent", self._state.apply_intent, intent.to_dict() if intent else None)

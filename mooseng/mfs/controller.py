@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mooseng.mfs import cli, files
+from mooseng.mfs import files
 from mooseng.supervisor import Daemon
 
 log = logging.getLogger("mooseng.mfs")
@@ -101,27 +101,22 @@ class MfsController:
         return files.has_metadata(self.paths.data_path)
 
     def change_number(self, leader: bool) -> int:
-        """Our metadata change number: mfscli -SIM metaversion as leader (sampled in the
-        background at most every 2 s, so the loop never waits for mfscli), the
-        metalogger's last changelog line as follower."""
-        if not leader:
-            return files.follower_change_number(self.paths.data_path)
-        stamp, cached = self._version_cache
-        if time.monotonic() - stamp >= 2.0 and not self._sampling.locked():
-            threading.Thread(target=self._sample_version, name="metaversion", daemon=True).start()
-        return cached
+        """Our metadata change number, read from the changelogs on disk (same measure for
+        leader and followers; ``leader`` is accepted for the protocol and ignored)."""
+        return files.change_number(self.paths.data_path)
 
-    def _sample_version(self) -> None:
-        if not self._sampling.acquire(blocking=False):
-            return
-        try:
-            text = cli.run(self.address, self.client_port, "IM", timeout=2.0)
-            self._version_cache = (time.monotonic(), cli.metaversion(text))
-        except (cli.MfscliError, ValueError) as exc:
-            log.debug("event=metaversion_unavailable reason=%r", str(exc))
-            self._version_cache = (time.monotonic(), self._version_cache[1])
-        finally:
-            self._sampling.release()
+    @property
+    def lineage_file(self) -> Path:
+        """Where the lineage epoch is kept: next to DATA_PATH, in the agent's volume."""
+        return self.paths.data_path.parent / "lineage"
+
+    def lineage(self) -> int:
+        """The lease epoch whose leader's metadata DATA_PATH holds."""
+        return files.read_lineage(self.lineage_file)
+
+    def set_lineage(self, epoch: int) -> None:
+        """Record that DATA_PATH now holds the lineage of lease ``epoch``."""
+        files.write_lineage(self.lineage_file, epoch)
 
     def daemon_info(self) -> dict[str, Any]:
         """{name, pid, state} of the daemon that should run (mfsmaster if it runs, else the metalogger)."""
@@ -137,13 +132,15 @@ class MfsController:
         self.metalogger.start()
         return True
 
-    def restart_metalogger(self, set_aside_ml: bool = False) -> None:
-        """Restart the metalogger so it downloads metadata from the new leader; with
-        ``set_aside_ml`` its old files go aside first (they diverge from the new leader)."""
+    def restart_metalogger(self, lineage: int) -> None:
+        """Follow a new leader from a clean slate: stop the metalogger, set every metadata
+        file aside (ours may be of an older lineage, and a metalogger that keeps appending to
+        an old changelog leaves holes that make a later restore fail), record ``lineage``,
+        start the metalogger so it downloads the new leader's metadata."""
         self.metalogger.stop("graceful", timeout=self.metalogger_stop_timeout)
-        if set_aside_ml:
-            where = files.set_aside(self.paths.data_path, files.METADATA_ANY)
-            log.info("event=metalogger_files_aside folder=%s", where)
+        where = files.set_aside(self.paths.data_path, files.METADATA_ANY)
+        log.info("event=metalogger_files_aside folder=%s lineage=%s", where, lineage)
+        self.set_lineage(lineage)
         self.metalogger.start()
 
     # --- leader ----------------------------------------------------------------
@@ -166,9 +163,8 @@ class MfsController:
         log.info("event=promotion_step step=metalogger_stopped code=%s took=%.2fs", code,
                  time.monotonic() - started)
         if not fresh:
-            where = files.set_aside(self.paths.data_path)
-            if where:
-                log.info("event=promotion_step step=master_files_aside folder=%s", where)
+            # DATA_PATH holds one lineage only (see restart_metalogger), so the master's own
+            # files, when present, are the newest of it: restore from everything.
             self._restore()
         with self._master_gate:
             if not may_start():
@@ -187,7 +183,8 @@ class MfsController:
                              f"within {self.ready_timeout:.0f} s")
 
     def _restore(self) -> None:
-        """``mfsmaster -a -c CFG restore``: rebuild metadata.mfs from the metalogger's files."""
+        """``mfsmaster -a -c CFG restore``: rebuild metadata.mfs from the best metadata file
+        and every changelog in DATA_PATH (metalogger's and, if any, the master's own)."""
         argv = ["mfsmaster", "-a", "-c", str(self.paths.master_cfg), "restore"]
         begun = time.monotonic()
         try:
@@ -197,6 +194,7 @@ class MfsController:
             raise PromotionError(f"mfsmaster restore failed: {exc}") from None
         output = (done.stdout + done.stderr).strip().splitlines()
         if done.returncode != 0:
+            log.warning("event=restore_failed output=%r", " | ".join(output[-6:]))
             raise PromotionError(f"mfsmaster restore exited with code {done.returncode}: "
                                  f"{output[-1] if output else 'no output'}")
         log.info("event=promotion_step step=restored took=%.2fs", time.monotonic() - begun)
@@ -213,11 +211,9 @@ class MfsController:
             self.master.stop("fast", timeout=10.0)
 
     def demote(self) -> None:
-        """Become a follower: mfsmaster stopped, its files set aside, the metalogger started."""
+        """Become a follower: mfsmaster stopped, the metalogger started. The master's files
+        stay until this node follows a new leader (they may still be the newest lineage)."""
         self.stop_master()
-        where = files.set_aside(self.paths.data_path)
-        if where:
-            log.info("event=demotion_files_aside folder=%s", where)
         self.metalogger.start()
 
     def stop_all(self) -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 MASTER_FILE = re.compile(r"^(metadata\.mfs.*|changelog\.\d+\.mfs|metadata\.crc)$")
 ML_CHANGELOG = re.compile(r"^changelog_ml(_back)?\.\d+\.mfs$")
+ANY_CHANGELOG = re.compile(r"^changelog(_ml(_back)?)?\.\d+\.mfs$")
 METADATA_ANY = re.compile(r"^(metadata(_ml)?\.mfs(\.back(\.\d+)?)?|changelog(_ml(_back)?)?\.\d+\.mfs)$")
 TAIL_BYTES = 8192
+KEEP_ASIDE = 5  # set-aside folders kept for forensics; older ones are deleted
 
 
 def last_change(path: Path) -> int:
@@ -46,21 +48,43 @@ def metadata_header_version(path: Path) -> int:
     return struct.unpack(">Q", header[8:16])[0]
 
 
-def follower_change_number(data_path: Path) -> int:
-    """The highest change a metalogger holds: the last line of its changelogs, else the
-    version in its ``metadata_ml.mfs`` header, else 0."""
+def change_number(data_path: Path) -> int:
+    """The highest change this node holds, leader or follower alike: the last line of any
+    changelog in DATA_PATH (the master's ``changelog.N.mfs`` or the metalogger's
+    ``changelog_ml*.mfs``), else the version in a metadata file header, else 0.
+
+    Read from files, not from ``mfscli``, so leader and followers are measured the same
+    way and the number is never stale."""
     best = 0
     try:
         names = os.listdir(data_path)
     except OSError:
         return 0
     for name in names:
-        if ML_CHANGELOG.match(name):
+        if ANY_CHANGELOG.match(name):
             best = max(best, last_change(data_path / name))
     if best == 0:
-        for name in ("metadata_ml.mfs", "metadata_ml.mfs.back"):
+        for name in ("metadata.mfs", "metadata.mfs.back", "metadata_ml.mfs", "metadata_ml.mfs.back"):
             best = max(best, metadata_header_version(data_path / name))
     return best
+
+
+def read_lineage(path: Path) -> int:
+    """The lease epoch whose leader's metadata lineage DATA_PATH holds (0 if unknown)."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def write_lineage(path: Path, epoch: int) -> None:
+    """Persist the lineage epoch (write to a temporary file, fsync, rename)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        handle.write(f"{epoch}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def has_metadata(data_path: Path) -> bool:
@@ -89,4 +113,15 @@ def set_aside(data_path: Path, pattern: re.Pattern[str] = MASTER_FILE, now: floa
     target.mkdir(parents=True)
     for name in names:
         shutil.move(str(data_path / name), str(target / name))
+    prune_aside(data_path / "aside")
     return target
+
+
+def prune_aside(aside: Path, keep: int = KEEP_ASIDE) -> None:
+    """Delete all but the ``keep`` newest folders under ``aside`` (names sort by time)."""
+    try:
+        folders = sorted(p for p in aside.iterdir() if p.is_dir())
+    except OSError:
+        return
+    for old in folders[:-keep] if keep > 0 else folders:
+        shutil.rmtree(old, ignore_errors=True)

@@ -106,6 +106,14 @@ class FakeStore(Store):
     def metadata_ever_reported(self) -> bool:
         return self.state.read_metadata_seen()
 
+    def mark_served(self, node: str, epoch: int) -> None:
+        self._check()
+        if not self.state.apply_served(node, epoch, _doApply=True):
+            raise StoreError(f"mark_served refused for epoch {epoch}")
+
+    def served_epoch(self) -> int:
+        return self.state.read_served()
+
     def set_intent(self, intent: Intent | None) -> None:
         self._check()
         self.state.apply_intent(intent.to_dict() if intent else None, _doApply=True)
@@ -121,13 +129,14 @@ class FakeStore(Store):
 class FakeDaemons:
     """Records what the loop asked for; state is plain attributes."""
 
-    def __init__(self, version: int = 0, has_metadata: bool = True) -> None:
+    def __init__(self, version: int = 0, has_metadata: bool = True, lineage: int = 1) -> None:
         self.version = version
         self.metadata = has_metadata
         self.master = False
         self.metalogger = False
         self.calls: list[str] = []
         self.promote_error: Exception | None = None
+        self.lineage_epoch = lineage  # most tests run under a leader that served epoch 1
 
     def master_running(self) -> bool:
         return self.master
@@ -156,9 +165,16 @@ class FakeDaemons:
         self.calls.append("start metalogger")
         return True
 
-    def restart_metalogger(self, set_aside_ml: bool = False) -> None:
+    def restart_metalogger(self, lineage: int) -> None:
         self.metalogger = True
-        self.calls.append(f"restart metalogger aside={set_aside_ml}")
+        self.lineage_epoch = lineage
+        self.calls.append(f"restart metalogger lineage={lineage}")
+
+    def lineage(self) -> int:
+        return self.lineage_epoch
+
+    def set_lineage(self, epoch: int) -> None:
+        self.lineage_epoch = epoch
 
     def bootstrap(self) -> None:
         self.metadata = True

@@ -81,7 +81,8 @@ def test_follower_waits_until_the_lease_expired(store: FakeStore, clock: FakeClo
     follower = make_ha("master-2", store, clock, follower_daemons)
     assert follower.run_cycle() == "started metalogger; following master-1 (lease epoch 1)"
     leader.run_cycle()  # publishes leader_ready for epoch 1 (woken right after promotion)
-    assert follower.run_cycle() == "restarted metalogger to follow new leader master-1 (epoch 1)"
+    assert follower.run_cycle() == ("restarted metalogger to follow new leader master-1 (epoch 1) "
+                                    "from a clean slate (my old files set aside)")
     assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
     # the leader dies: no more renewals
     clock.advance(1.0)
@@ -246,4 +247,54 @@ def test_load_config_names_the_variable() -> None:
     with pytest.raises(settings.SettingError, match="MOOSENG_TTL='soon' is invalid"):
         load_config({"MOOSENG_NODE": "master-1", "MOOSENG_TTL": "soon", "MOOSENG_RAFT_PASSWORD": "s"})
     config, _ = load_config({"MOOSENG_NODE": "master-2", "MOOSENG_RAFT_PASSWORD": "s"})
-    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (2.0, 0.5, 0.5, 0.5)
+    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (3.0, 0.5, 0.5, 0.5)
+
+
+def test_a_newer_change_number_of_an_older_lineage_never_promotes(store: FakeStore,
+                                                                  clock: FakeClock) -> None:
+    """master-1 served epoch 1; master-2 still holds files of lineage 0 (say, it led before
+    and was cut off while master-1 served): even with more changes it must not promote."""
+    leader_cluster(store, clock)
+    clock.advance(3.0)  # leader dead, lease expired
+    stale = FakeDaemons(version=90000, lineage=0)
+    current = FakeDaemons(version=41233, lineage=1)
+    ha2 = make_ha("master-2", store, clock, stale)
+    ha3 = make_ha("master-3", store, clock, current)
+    assert ha2.run_cycle() == (
+        "no action: the lease is free but my metadata is of lineage 0, older than the last "
+        "leader that served (epoch 1); promoting me would lose its writes")
+    assert ha3.run_cycle() == ("promoted self because the lease expired and my change number "
+                               "41233 is highest (lease epoch 2)")
+    assert store.served_epoch() == 2 and current.lineage_epoch == 2
+    assert not stale.master
+
+
+def test_leader_is_marked_served_before_it_reports_ready(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    clock.advance(3.0)
+    daemons = FakeDaemons(version=5)
+    ha = make_ha("master-2", store, clock, daemons)
+    store.failing = False
+    calls = []
+    original = store.mark_served
+
+    def spy(node: str, epoch: int) -> None:
+        calls.append((node, epoch, ha.is_leader()))
+        original(node, epoch)
+
+    store.mark_served = spy  # type: ignore[method-assign]
+    ha.run_cycle()
+    assert calls == [("master-2", 2, False)]
+    assert ha.is_leader()
+
+
+def test_following_a_new_leader_restarts_the_metalogger_with_its_lineage(store: FakeStore,
+                                                                         clock: FakeClock) -> None:
+    leader, _ = leader_cluster(store, clock, version=100)
+    daemons = FakeDaemons(version=100, lineage=0)
+    follower = make_ha("master-2", store, clock, daemons)
+    follower.run_cycle()
+    leader.run_cycle()
+    follower.run_cycle()
+    assert "restart metalogger lineage=1" in daemons.calls
+    assert daemons.lineage_epoch == 1

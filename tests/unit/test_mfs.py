@@ -39,14 +39,31 @@ def test_numbers_and_sizes() -> None:
     assert cli.size_bytes("25639788544") == 25639788544
 
 
-def test_follower_change_number(tmp_path: Path) -> None:
-    assert files.follower_change_number(tmp_path) == 0
+def test_change_number_reads_every_changelog(tmp_path: Path) -> None:
+    assert files.change_number(tmp_path) == 0
     header = b"MFSM 2.0" + struct.pack(">Q", 41000) + b"\0" * 8
     (tmp_path / "metadata_ml.mfs").write_bytes(header)
-    assert files.follower_change_number(tmp_path) == 41000
+    assert files.change_number(tmp_path) == 41000
     (tmp_path / "changelog_ml.1.mfs").write_text("41200: 1|ACCESS(1)\n")
     (tmp_path / "changelog_ml.0.mfs").write_text("41232: 1|ACCESS(1)\n41233: 2|CREATE(1,x)\n41234: 3|AC")
-    assert files.follower_change_number(tmp_path) == 41233
+    assert files.change_number(tmp_path) == 41233
+    # a master's own changelog counts the same way (a fenced leader holds the newest changes)
+    (tmp_path / "changelog.0.mfs").write_text("41300: 9|CREATE(1,y)\n")
+    assert files.change_number(tmp_path) == 41300
+
+
+def test_lineage_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "lineage"
+    assert files.read_lineage(path) == 0
+    files.write_lineage(path, 7)
+    assert files.read_lineage(path) == 7
+
+
+def test_set_aside_keeps_only_the_newest_folders(tmp_path: Path) -> None:
+    for second in range(8):
+        (tmp_path / "metadata.mfs").write_text("x")
+        files.set_aside(tmp_path, now=second)
+    assert len(list((tmp_path / "aside").iterdir())) == files.KEEP_ASIDE
 
 
 def test_set_aside_moves_master_files_only(tmp_path: Path) -> None:
