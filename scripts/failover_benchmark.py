@@ -8,8 +8,9 @@ round waits for a steady cluster (one leader, every master healthy, followers' /
 200), kills the leader's container with SIGKILL, and measures:
 
 - ``leader``: kill -> a different master answers /leader with 200;
-- ``first write`` (the RTO): kill -> the first acknowledged write, on any client, of an
-  operation *invoked after* the kill;
+- ``first write`` (the RTO): kill -> the first acknowledged file creation, on any client,
+  *invoked after* the kill (creating a file needs the master; an append to an open chunk
+  may complete on the chunkservers alone, so appends do not count);
 - ``all clients``: kill -> every client has had such a write.
 
 The killed master is started again and must rejoin before the next round. At the end the
@@ -77,11 +78,12 @@ def wait(what: str, check, timeout: float, step: float = 0.05):
 
 
 def first_writes(histories: dict[str, list[dict]], since: float) -> dict[str, float]:
-    """Per client: time of the first ok of an operation invoked at or after ``since``."""
+    """Per client: time of the first ok file creation invoked at or after ``since``."""
     firsts = {}
     for client, records in histories.items():
-        invoked = {r["seq"]: r["t"] for r in records if r.get("type") == "invoke" and "seq" in r}
-        oks = [r["t"] for r in records if r.get("type") == "ok" and "seq" in r
+        invoked = {r["seq"]: r["t"] for r in records
+                   if r.get("type") == "invoke" and r.get("f") == "write-file"}
+        oks = [r["t"] for r in records if r.get("type") == "ok" and r.get("f") == "write-file"
                and invoked.get(r["seq"], 0) >= since]
         if oks:
             firsts[client] = min(oks)
@@ -144,7 +146,8 @@ def main() -> int:
                           lambda since=killed_at: writes_everywhere(config, since), 60, step=0.5)
             first_s = min(firsts.values()) - killed_at
             all_s = max(firsts.values()) - killed_at
-            rounds.append({"killed": leader, "new": new[0], "leader_s": leader_s,
+            rounds.append({"killed": leader, "killed_at": killed_at, "new": new[0],
+                           "leader_s": leader_s,
                            "first_write_s": first_s, "all_clients_s": all_s})
             log(f"round={number} killed={leader} new_leader={new[0]} leader={leader_s:.2f}s "
                 f"first_write={first_s:.2f}s all_clients={all_s:.2f}s")
