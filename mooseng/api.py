@@ -145,10 +145,12 @@ class Views:
         members = {
             name: {"role": m.data.get("role"), "state": (m.data.get("daemon") or {}).get("state"),
                    "metadata_version": m.data.get("metadata_version"), "api_url": m.data.get("api_url"),
+                   "lineage": m.data.get("lineage"), "candidate": m.data.get("candidate"),
                    "heartbeat_age": round(now - m.updated_at, 3), "fresh": m.fresh(now)}
             for name, m in sorted(self.ctx.store.members().items())
         }
-        body = {"leader": holder, "epoch": lease.epoch, "members": members}
+        body = {"leader": holder, "epoch": lease.epoch, "served_epoch": self.ctx.store.served_epoch(),
+                "members": members}
         body.update(self.ctx.probe.read(holder))
         return 200, body
 
