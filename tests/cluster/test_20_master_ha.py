@@ -131,7 +131,8 @@ def test_kill_leader_new_leader_and_no_acknowledged_write_lost(cluster, steady, 
                    timeout=30)
     time.sleep(1)
     report = workload()
-    assert report["valid"] is True, report
+    assert report["valid"] is True, {k: report.get(k) for k in (
+        "valid", "acknowledged", "intact", "lost_seen", "corrupt_seen", "reader_errors", "error")}
     assert report["acknowledged"] > 20
     assert (report["lost"], report["corrupt"]) == (0, 0), report.get("examples")
     assert_before_files_intact(cluster, before_files)
@@ -221,7 +222,8 @@ def test_switchover_moves_leader_without_losing_writes(cluster, steady, workload
     wait_for(f"{target} to lead", lambda: cluster.leader() == target, timeout=30, interval=0.1)
     time.sleep(2)
     report = workload()
-    assert report["valid"] is True, report
+    assert report["valid"] is True, {k: report.get(k) for k in (
+        "valid", "acknowledged", "intact", "lost_seen", "corrupt_seen", "reader_errors", "error")}
     assert (report["lost"], report["corrupt"]) == (0, 0), report.get("examples")
 
 
