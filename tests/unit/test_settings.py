@@ -53,3 +53,9 @@ def test_readme_carries_the_current_table():
     assert settings.markdown_table() in README.read_text(), (
         "README's settings table is stale: paste `mooseng settings --markdown` between the "
         "settings-table markers")
+
+
+def test_readme_carries_the_current_chaosmoose_table():
+    from chaosmoose._settings import markdown_table
+
+    assert markdown_table() in README.read_text(), "run `make settings-table`"
