@@ -34,6 +34,7 @@ from mooseng.dcs import Intent, Lease, Member, Store, StoreError
 log = logging.getLogger("mooseng.ha")
 
 FAILED_PROMOTION_COOLDOWN_TTLS = 3.0
+HANDOVER_RESERVATION_TTLS = 3.0
 
 
 @dataclass(frozen=True)
@@ -370,13 +371,18 @@ class HA:
 
     def _handover_action(self, epoch: int, target: str) -> None:
         self.daemons.stop_master()
+        final = self.daemons.change_number(leader=True)
         with self._lock:
             self._state.epoch = None
             self._state.deadline = None
         try:
+            # The target may take over only once its metalogger holds our last change; it gets
+            # a few TTLs to catch up, then the normal candidate rules apply.
             self.store.release_lease(self.config.node, epoch, reserve_for=target,
-                                     reserve_ttl=self.config.ttl)
-            log.info("event=handover_released epoch=%s target=%s", epoch, target)
+                                     reserve_ttl=HANDOVER_RESERVATION_TTLS * self.config.ttl,
+                                     min_version=final)
+            log.info("event=handover_released epoch=%s target=%s final_change=%s", epoch, target,
+                     final)
         except StoreError as exc:
             log.warning("event=handover_release_failed epoch=%s reason=%r", epoch, str(exc))
         self._demote_action()
@@ -425,6 +431,11 @@ class HA:
         reserved = lease.reserved_against(cfg.node, now)
         if reserved:
             return f"no action: the lease is reserved for {reserved} (switchover)"
+        if (lease.reserved_for == cfg.node and now < lease.reserved_until
+                and report["metadata_version"] < lease.reserved_min_version):
+            return (f"no action: the lease is reserved for me but my change number "
+                    f"{report['metadata_version']} is behind the old leader's last change "
+                    f"{lease.reserved_min_version}; waiting for my metalogger")
         if lease.reserved_for != cfg.node or now >= lease.reserved_until:
             with self._lock:
                 cooling = self.clock.monotonic() < self._state.cooldown_until

@@ -132,7 +132,7 @@ define("MOOSENG_RAFT_PASSWORD", "", parse_str,
        "start without it.", "master")
 define("MOOSENG_API_TOKEN", "", parse_str,
        "Bearer token for POST /switchover; empty refuses every switchover.", "master")
-define("MOOSENG_REPLICA_MAX_LAG", "10000", parse_positive_int,
+define("MOOSENG_REPLICA_MAX_LAG", "200", parse_positive_int,
        "A follower whose change number is more than this behind the leader is not a healthy replica.",
        "master")
 # --- chunkserver --------------------------------------------------------------

@@ -34,6 +34,7 @@ class Lease:
     expires_at: float = 0.0
     reserved_for: str | None = None
     reserved_until: float = 0.0
+    reserved_min_version: int = 0  # a handover target must hold at least this change number
 
     def valid(self, now: float) -> bool:
         """True while somebody holds the lease and it has not expired."""
@@ -52,13 +53,15 @@ class Lease:
     def to_dict(self) -> dict[str, Any]:
         """Plain form for the replicated state and JSON."""
         return {"holder": self.holder, "epoch": self.epoch, "expires_at": self.expires_at,
-                "reserved_for": self.reserved_for, "reserved_until": self.reserved_until}
+                "reserved_for": self.reserved_for, "reserved_until": self.reserved_until,
+                "reserved_min_version": self.reserved_min_version}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lease:
         """Inverse of :meth:`to_dict`."""
         return cls(data.get("holder"), int(data.get("epoch", 0)), float(data.get("expires_at", 0.0)),
-                   data.get("reserved_for"), float(data.get("reserved_until", 0.0)))
+                   data.get("reserved_for"), float(data.get("reserved_until", 0.0)),
+                   int(data.get("reserved_min_version", 0)))
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def release_lease(self, node: str, epoch: int, reserve_for: str | None = None,
-                      reserve_ttl: float = 0.0) -> bool:
+                      reserve_ttl: float = 0.0, min_version: int = 0) -> bool:
         """Give the lease up iff ``node`` holds ``epoch``; optionally reserve the next
-        acquisition for ``reserve_for`` during ``reserve_ttl`` seconds."""
+        acquisition for ``reserve_for`` during ``reserve_ttl`` seconds, for a target that
+        holds at least change ``min_version`` (the old leader's last change)."""
 
     @abc.abstractmethod
     def get_lease(self) -> Lease:

@@ -59,12 +59,13 @@ class _Replicated(SyncObjConsumer):
 
     @replicated
     def apply_release(self, node: str, epoch: int, now: float, reserve_for: str | None,
-                      reserve_ttl: float) -> bool:
+                      reserve_ttl: float, min_version: int = 0) -> bool:
         lease = Lease.from_dict(self._lease)
         if lease.holder != node or lease.epoch != epoch:
             return False
         self._lease = Lease(None, epoch, now, reserve_for,
-                            now + reserve_ttl if reserve_for else 0.0).to_dict()
+                            now + reserve_ttl if reserve_for else 0.0,
+                            min_version if reserve_for else 0).to_dict()
         return True
 
     @replicated
@@ -165,9 +166,9 @@ class RaftStore(Store):
         return Lease.from_dict(result) if result else None
 
     def release_lease(self, node: str, epoch: int, reserve_for: str | None = None,
-                      reserve_ttl: float = 0.0) -> bool:
+                      reserve_ttl: float = 0.0, min_version: int = 0) -> bool:
         return bool(self._call("release_lease", self._state.apply_release, node, epoch, self._clock(),
-                               reserve_for, reserve_ttl))
+                               reserve_for, reserve_ttl, min_version))
 
     def get_lease(self) -> Lease:
         return Lease.from_dict(self._state.read_lease())

@@ -87,10 +87,10 @@ class FakeStore(Store):
         return Lease.from_dict(got) if got else None
 
     def release_lease(self, node: str, epoch: int, reserve_for: str | None = None,
-                      reserve_ttl: float = 0.0) -> bool:
+                      reserve_ttl: float = 0.0, min_version: int = 0) -> bool:
         self._check()
         return self.state.apply_release(node, epoch, self.clock.time(), reserve_for, reserve_ttl,
-                                        _doApply=True)
+                                        min_version, _doApply=True)
 
     def get_lease(self) -> Lease:
         return Lease.from_dict(self.state.read_lease())
