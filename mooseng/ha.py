@@ -79,7 +79,8 @@ class Daemons(Protocol):
     def lineage(self) -> int: ...
     def set_lineage(self, epoch: int) -> None: ...
     def bootstrap(self) -> None: ...
-    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float: ...
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False,
+                min_version: int = 0) -> float: ...
     def fence(self) -> None: ...
     def stop_master(self) -> None: ...
     def demote(self) -> None: ...
@@ -431,11 +432,6 @@ class HA:
         reserved = lease.reserved_against(cfg.node, now)
         if reserved:
             return f"no action: the lease is reserved for {reserved} (switchover)"
-        if (lease.reserved_for == cfg.node and now < lease.reserved_until
-                and report["metadata_version"] < lease.reserved_min_version):
-            return (f"no action: the lease is reserved for me but my change number "
-                    f"{report['metadata_version']} is behind the old leader's last change "
-                    f"{lease.reserved_min_version}; waiting for my metalogger")
         if lease.reserved_for != cfg.node or now >= lease.reserved_until:
             with self._lock:
                 cooling = self.clock.monotonic() < self._state.cooldown_until
@@ -515,7 +511,10 @@ class HA:
             self._state.role = "promoting"
             self._state.leader_ready = False
             self._state.followed_epoch = taken.epoch
-        self._start_action("promotion", self._promote_action, taken.epoch, bootstrap, epoch=taken.epoch)
+        handed_over = lease.reserved_for == cfg.node and now < lease.reserved_until
+        min_version = lease.reserved_min_version if handed_over else 0
+        self._start_action("promotion", self._promote_action, taken.epoch, bootstrap, min_version,
+                           epoch=taken.epoch)
         if bootstrap:
             return (f"bootstrapped a new file system: no member ever had metadata and I am "
                     f"{cfg.node}, the first master (lease epoch {taken.epoch})")
@@ -528,7 +527,7 @@ class HA:
         return (f"promoted self because {why} and my change number {report['metadata_version']} "
                 f"is highest (lease epoch {taken.epoch})")
 
-    def _promote_action(self, epoch: int, bootstrap: bool) -> None:
+    def _promote_action(self, epoch: int, bootstrap: bool, min_version: int = 0) -> None:
         if bootstrap:
             self.daemons.bootstrap()
 
@@ -536,7 +535,7 @@ class HA:
             with self._lock:
                 return self._state.epoch == epoch
 
-        took = self.daemons.promote(may_start, fresh=bootstrap)
+        took = self.daemons.promote(may_start, fresh=bootstrap, min_version=min_version)
         self.daemons.set_lineage(epoch)
         self._mark_served(epoch)
         with self._lock:

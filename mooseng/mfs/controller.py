@@ -154,14 +154,22 @@ class MfsController:
         chown(target, self.paths.user)
         log.info("event=bootstrap_metadata file=%s", target)
 
-    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float:
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False,
+                min_version: int = 0) -> float:
         """Become the MooseFS leader; return the seconds it took. ``fresh``: bootstrap
         (the seed is in place, no restore). ``may_start`` is asked, under the same lock
-        :meth:`fence` takes, right before mfsmaster starts."""
+        :meth:`fence` takes, right before mfsmaster starts. ``min_version``: after a planned
+        handover, the old leader's last change; checked once the stopped metalogger has
+        flushed its buffer to disk (it writes only once a second), and promotion fails when
+        we do not hold it."""
         started = time.monotonic()
         code = self.metalogger.stop("graceful", timeout=self.metalogger_stop_timeout)
         log.info("event=promotion_step step=metalogger_stopped code=%s took=%.2fs", code,
                  time.monotonic() - started)
+        have = files.change_number(self.paths.data_path)
+        if have < min_version:
+            raise PromotionError(f"my change number {have} is behind the old leader's last "
+                                 f"change {min_version}")
         if not fresh:
             # DATA_PATH holds one lineage only (see restart_metalogger), so the master's own
             # files, when present, are the newest of it: restore from everything.

@@ -180,11 +180,14 @@ class FakeDaemons:
         self.metadata = True
         self.calls.append("bootstrap")
 
-    def promote(self, may_start: Callable[[], bool], fresh: bool = False) -> float:
+    def promote(self, may_start: Callable[[], bool], fresh: bool = False,
+                min_version: int = 0) -> float:
         self.calls.append(f"promote fresh={fresh}")
         self.metalogger = False
         if self.promote_error:
             raise self.promote_error
+        if self.version < min_version:
+            raise RuntimeError(f"my change number {self.version} is behind {min_version}")
         if not may_start():
             raise RuntimeError("aborted")
         self.master = True

@@ -214,10 +214,10 @@ def test_switchover_hands_over_to_the_named_target(store: FakeStore, clock: Fake
     assert d3.master and ha3.is_leader() and not ha1.is_leader()
 
 
-def test_switchover_target_waits_until_it_holds_the_old_leaders_last_change(
+def test_switchover_target_must_hold_the_old_leaders_last_change(
         store: FakeStore, clock: FakeClock) -> None:
     ha1, d1 = leader_cluster(store, clock, version=300)
-    d3 = FakeDaemons(version=290)  # its metalogger has not caught up yet
+    d3 = FakeDaemons(version=290)  # even after its metalogger flushed, it lacks changes
     ha3 = make_ha("master-3", store, clock, d3)
     ha3.run_cycle()
     assert ha1.request_switchover("master-3")[0] == 202
@@ -225,13 +225,24 @@ def test_switchover_target_waits_until_it_holds_the_old_leaders_last_change(
     clock.advance(0.5)
     ha1.run_cycle()
     assert store.get_lease().reserved_min_version == 305
-    assert ha3.run_cycle() == ("no action: the lease is reserved for me but my change number 290 "
-                               "is behind the old leader's last change 305; waiting for my "
-                               "metalogger")
-    assert not d3.master
-    d3.version = 305
+    ha3.run_cycle()  # takes the reserved lease; the promotion checks after the flush
+    assert ha3.run_cycle() == ("released lease epoch 2: promotion failed: my change number 290 "
+                               "is behind 305")
+    assert not d3.master and store.get_lease().holder is None
+
+
+def test_switchover_target_that_holds_the_last_change_promotes(store: FakeStore,
+                                                               clock: FakeClock) -> None:
+    ha1, d1 = leader_cluster(store, clock, version=300)
+    d3 = FakeDaemons(version=305)
+    ha3 = make_ha("master-3", store, clock, d3)
+    ha3.run_cycle()
+    assert ha1.request_switchover("master-3")[0] == 202
+    d1.version = 305
+    clock.advance(0.5)
+    ha1.run_cycle()
     assert ha3.run_cycle().startswith("promoted self because the previous leader handed the lease")
-    assert d3.master
+    assert d3.master and ha3.is_leader()
 
 
 def test_switchover_refusals(store: FakeStore, clock: FakeClock) -> None:
