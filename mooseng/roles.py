@@ -108,7 +108,7 @@ def run(role: str) -> int:
     node = node_name()
     address = own_address(node)
     log.info("event=role_start role=%s node=%s address=%s", role, node, address)
-    router.write_config(address)
+    router.write_config(address, metaloggers=role == "master")
     daemons = [router.router_daemon(), *BUILDERS[role](node, address)]
 
     stop = threading.Event()

@@ -17,15 +17,23 @@ from mooseng.supervisor import Daemon
 ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
 
 # (frontend name, router port setting, master port setting)
+# (listener name, router port setting, master port setting): chunkservers and clients go to
+# the lease holder only (GET /leader on its agent).
 ROUTES = (
-    ("metaloggers", "MOOSENG_ROUTER_ML_PORT", "MOOSENG_MATOML_PORT"),
     ("chunkservers", "MOOSENG_ROUTER_CS_PORT", "MOOSENG_MATOCS_PORT"),
     ("clients", "MOOSENG_ROUTER_CL_PORT", "MOOSENG_MATOCL_PORT"),
 )
+# Metaloggers (master containers only) follow whichever mfsmaster runs, checked by a plain
+# TCP connect to its metalogger port: during a planned handover the old master keeps
+# streaming its changelog until it exits, while clients are already cut off. Fencing and
+# the lease make sure that at most one mfsmaster runs.
+METALOGGER_ROUTE = ("metaloggers", "MOOSENG_ROUTER_ML_PORT", "MOOSENG_MATOML_PORT")
 
 
-def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_ms: int) -> str:
-    """The HAProxy configuration for routing every MooseFS port to the leader."""
+def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_ms: int,
+                   metaloggers: bool = False) -> str:
+    """The HAProxy configuration routing MooseFS ports to the leader (and, with
+    ``metaloggers``, the metalogger port to the running mfsmaster)."""
     lines = [
         "global",
         "    maxconn 4096",
@@ -64,16 +72,24 @@ def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_m
             lines += [f"    server {master} {master}:{master_port} track {checker}/{master}"
                       for master in masters]
         lines.append("")
+    if metaloggers:
+        name, router_port_key, master_port_key = METALOGGER_ROUTE
+        lines += [f"listen {name}",
+                  f"    bind {bind_address}:{settings.read(router_port_key)}"]
+        lines += [f"    server {master} {master}:{settings.read(master_port_key)} check"
+                  for master in masters]
+        lines.append("")
     return "\n".join(lines)
 
 
-def write_config(bind_address: str) -> Path:
+def write_config(bind_address: str, metaloggers: bool = False) -> Path:
     """Render the router config for this container from the settings."""
     body = haproxy_config(
         bind_address,
         list(settings.read("MOOSENG_MASTERS")),
         int(settings.read("MOOSENG_API_PORT")),
         int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")),
+        metaloggers=metaloggers,
     )
     ROUTER_CFG.parent.mkdir(parents=True, exist_ok=True)
     ROUTER_CFG.write_text(body)

@@ -12,10 +12,20 @@ def test_router_binds_own_address_and_checks_leader_on_every_master(monkeypatch)
     body = router.haproxy_config("172.20.0.5", ["master-1", "master-2", "master-3"], 9430, 300)
     assert "bind 172.20.0.5:9520" in body
     assert body.count("option httpchk GET /leader") == 1
-    assert "server master-2 master-2:9420 track metaloggers/master-2" in body
-    assert "server master-2 master-2:9419 check port 9430" in body
+    assert "server master-2 master-2:9421 track chunkservers/master-2" in body
+    assert "listen metaloggers" not in body
+    assert "server master-2 master-2:9420 check port 9430" in body
     assert "on-marked-down shutdown-sessions" in body
     assert "bind 127." not in body
+
+
+def test_metaloggers_follow_the_running_mfsmaster_by_tcp_check():
+    body = router.haproxy_config("172.20.0.5", ["master-1", "master-2"], 9430, 300,
+                                 metaloggers=True)
+    section = body.split("listen metaloggers", 1)[1]
+    assert "bind 172.20.0.5:9519" in section
+    assert "server master-1 master-1:9419 check" in section
+    assert "httpchk" not in section and "track" not in section
 
 
 def test_chunkserver_announces_real_address_and_dials_router(monkeypatch):
