@@ -66,15 +66,19 @@ def steady(masters: dict[str, str]) -> str | None:
     return found[0]
 
 
+class Timeout(Exception):
+    """A wait ran out."""
+
+
 def wait(what: str, check, timeout: float, step: float = 0.05):
-    """Poll until ``check`` gives a truthy value."""
+    """Poll until ``check`` gives a truthy value; raise Timeout naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(step)
-    raise SystemExit(f"error: timed out after {timeout:.0f}s waiting for {what}")
+    raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def first_writes(histories: dict[str, list[dict]], since: float) -> dict[str, float]:
@@ -142,8 +146,17 @@ def main() -> int:
             new = wait("a new leader",
                        lambda old=leader: [m for m in leaders(masters) if m != old], 60)
             leader_s = time.time() - killed_at
-            firsts = wait("writes on every client",
-                          lambda since=killed_at: writes_everywhere(config, since), 60, step=0.5)
+            try:
+                firsts = wait("writes on every client",
+                              lambda since=killed_at: writes_everywhere(config, since), 120,
+                              step=0.5)
+            except Timeout as exc:
+                log(f"round={number} killed={leader} new_leader={new[0]} leader={leader_s:.2f}s "
+                    f"STALLED: {exc}")
+                rounds.append({"killed": leader, "killed_at": killed_at, "new": new[0],
+                               "leader_s": leader_s, "stalled": True})
+                container.start()
+                continue
             first_s = min(firsts.values()) - killed_at
             all_s = max(firsts.values()) - killed_at
             rounds.append({"killed": leader, "killed_at": killed_at, "new": new[0],
@@ -160,13 +173,17 @@ def main() -> int:
     report = check_acknowledged_writes(configuration=config)
     summary = {"rounds": len(rounds), "lost": report.get("lost"), "corrupt": report.get("corrupt"),
                "acknowledged": report.get("acknowledged"), "valid": report.get("valid")}
+    summary["stalled_rounds"] = sum(1 for r in rounds if r.get("stalled"))
     for key in ("leader_s", "first_write_s", "all_clients_s"):
-        values = [r[key] for r in rounds]
+        values = [r[key] for r in rounds if key in r]
+        if not values:
+            continue
         summary[key] = {"p50": round(statistics.median(values), 2),
                         "p95": round(percentile(values, 0.95), 2), "max": round(max(values), 2)}
     Path(f"runs/{run}/benchmark.json").write_text(json.dumps({"rounds": rounds, **summary}, indent=2))
     print(json.dumps(summary, indent=2))
-    return 0 if report.get("lost") == 0 and report.get("corrupt") == 0 else 1
+    ok = report.get("lost") == 0 and report.get("corrupt") == 0 and not summary["stalled_rounds"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
