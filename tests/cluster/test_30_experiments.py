@@ -92,6 +92,8 @@ def variant(tmp_path: Path, name: str, edit) -> Path:
 @pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause"])
 def test_experiment_passes(name, run_dir, cluster):
     code, journal, wall, tail = chaos_run(EXPERIMENTS / f"{name}.json", run_dir)
+    # Wall time is reported, not asserted: timings are measured by `make experiment` and the
+    # benchmark script, never by a timed test (a loaded machine would make it flaky).
     print(f"{name}: exit {code} in {wall:.1f} s")
     assert code == 0, tail
     assert journal["status"] == "completed" and journal["deviated"] is False
@@ -108,7 +110,6 @@ def test_experiment_passes(name, run_dir, cluster):
         assert killed["role"] == "leader" and new["name"] != killed["master"]
         print(f"leader-loss: new leader after {new['waited_s']} s (RTO), longest write gap "
               f"{report['unavailability']['longest_s']} s")
-        assert wall <= 60, f"leader-loss took {wall:.1f} s; target <= 60 s"
     if name == "leader-pause":
         watch = next(r for r in journal["run"] if r["activity"]["name"].startswith("watch"))
         assert watch["output"]["second_leader_served"] is False
