@@ -14,7 +14,7 @@ PYSYNCOBJ ?= pysyncobj==0.3.17
 export BASE_IMAGE
 PYTEST_ARGS ?=
 
-.PHONY: help venv env wheels base-image images up down clean status demo experiment test unit-test cluster-test lint settings-table
+.PHONY: help venv env wheels base-image images up down clean status demo experiment test unit-test lint settings-table
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# *//'

@@ -67,7 +67,7 @@ class ApiContext:
     ha: Any
     store: Store
     token: str = ""
-    replica_max_lag: int = 10000
+    replica_max_lag: int = 200
     probe: ClusterProbe = field(default_factory=ClusterProbe)
     clock: Callable[[], float] = time.time
 

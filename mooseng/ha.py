@@ -48,7 +48,7 @@ class HAConfig:
     retry_timeout: float = 0.5
     safety_margin: float = 0.5
     api_url: str = ""
-    replica_max_lag: int = 10000
+    replica_max_lag: int = 200
 
     def problems(self) -> list[str]:
         """Why this configuration is unsafe (empty when it is fine)."""

@@ -62,22 +62,6 @@ def size_bytes(field: str) -> int:
     return int(float(match.group(1)) * UNITS[match.group(2)])
 
 
-def metaversion(text: str, host: str | None = None) -> int:
-    """The metadata version from ``-SIM`` output (column 5), of ``host`` if given, else the max.
-
-    Rows: ip, version, state, local time, metadata version, ... A DEAD row means no master.
-    """
-    versions = []
-    for fields in rows(text, "metadata servers"):
-        if len(fields) < 5 or fields[2].upper() == "DEAD":
-            continue
-        if host is None or fields[0] == host:
-            versions.append(number(fields[4]))
-    if not versions:
-        raise MfscliError("no live metadata server in mfscli -SIM output")
-    return max(versions)
-
-
 def chunk_matrix(text: str) -> dict[str, int]:
     """``-SIC`` summary: {missing, endangered, undergoal, stable, overgoal, pending_deletion}."""
     result: dict[str, int] = {}

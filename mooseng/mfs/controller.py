@@ -80,8 +80,6 @@ class MfsController:
         self.metalogger = Daemon("mfsmetalogger",
                                  ["mfsmetalogger", "-c", str(paths.metalogger_cfg), "-f", "start"])
         self._master_gate = threading.Lock()
-        self._version_cache: tuple[float, int] = (0.0, 0)
-        self._sampling = threading.Lock()
 
     # --- state -------------------------------------------------------------
     def master_running(self) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pytest
-
 from mooseng.mfs import cli, files
 
 DATA = Path(__file__).parent / "data"
@@ -23,13 +21,6 @@ def test_chunk_matrix_from_real_output() -> None:
     assert cli.chunk_matrix((DATA / "mfscli" / "SIC.txt").read_text()) == {
         "missing": 0, "endangered": 0, "undergoal": 0, "stable": 14, "overgoal": 0, "pending_deletion": 0}
     assert cli.chunk_matrix((DATA / "mfscli-SIC-empty.txt").read_text())["stable"] == 0
-
-
-def test_metaversion_from_real_output() -> None:
-    assert cli.metaversion((DATA / "mfscli" / "SIM.txt").read_text()) == 84
-    assert cli.metaversion((DATA / "mfscli-SIM-empty.txt").read_text(), host="127.0.0.1") == 2
-    with pytest.raises(cli.MfscliError):
-        cli.metaversion((DATA / "mfscli-SIM-nomaster.txt").read_text())
 
 
 def test_numbers_and_sizes() -> None:
