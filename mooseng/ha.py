@@ -11,6 +11,8 @@ Rules:
 - a follower takes the lease only once it expired (or was handed to it), and
   only if its change number is the highest among fresh members (ties: the
   lowest node name);
+- the choice waits until every fresh candidate has reported after the lease expired
+  (until then the old leader could still write, so older reports may understate);
 - and only from the newest lineage: a node is a candidate only if its metadata
   descends from the last leader that served (its lineage epoch is at least the
   store's served epoch). A leader records that it served before it reports
@@ -35,6 +37,10 @@ log = logging.getLogger("mooseng.ha")
 
 FAILED_PROMOTION_COOLDOWN_TTLS = 3.0
 HANDOVER_RESERVATION_TTLS = 3.0
+# For this long after the lease expired, a follower cycles every FREE_LEASE_POLL_WAIT_S
+# (not every loop_wait), so the choice of a new leader does not wait a whole loop.
+FREE_LEASE_FAST_POLL_S = 2.0
+FREE_LEASE_POLL_WAIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,8 @@ class HA:
             expires_in = self.store.get_lease().expires_in(self.clock.time())
             if 0 < expires_in < wait:
                 wait = expires_in + 0.01
+            elif -FREE_LEASE_FAST_POLL_S < expires_in <= 0:
+                wait = min(wait, FREE_LEASE_POLL_WAIT_S)  # right after expiry: elect quickly
         return wait
 
     def run_cycle(self) -> str:
@@ -437,6 +445,10 @@ class HA:
                 cooling = self.clock.monotonic() < self._state.cooldown_until
             if cooling:
                 return "no action: not a candidate for a while after a failed promotion"
+            waiting = self._reported_before(lease.expires_at, now)
+            if waiting:
+                return (f"no action: the lease expired; waiting for {', '.join(waiting)} to report "
+                        f"its change number from after the expiry")
             best = self._best_candidate(now, mine=report)
             if best != cfg.node:
                 return self._why_not_me(best, report, now)
@@ -447,6 +459,9 @@ class HA:
 
     def _follow(self, lease: Lease, report: dict[str, Any]) -> str:
         holder, epoch = lease.holder, lease.epoch
+        if holder:
+            # The holder should also lead Raft: then a dying follower never stalls its renewals.
+            self.store.move_raft_leadership(holder)
         with self._lock:
             followed = self._state.followed_epoch
         leader = self.store.members().get(holder or "")
@@ -477,6 +492,15 @@ class HA:
             if mine.get("candidate"):
                 found[self.config.node] = mine
         return found
+
+    def _reported_before(self, expired_at: float, now: float) -> list[str]:
+        """Other fresh candidates whose last report predates the lease's expiry: their change
+        number may still have grown since (the old leader could write until then), so the
+        choice waits for their next report (one loop) or for it to go stale (one TTL)."""
+        members = self.store.members()
+        return sorted(name for name, m in members.items()
+                      if name != self.config.node and m.fresh(now) and m.data.get("candidate")
+                      and m.updated_at < expired_at)
 
     def _best_candidate(self, now: float, mine: dict[str, Any] | None = None,
                         exclude: str | None = None) -> str | None:

@@ -49,7 +49,11 @@ def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_m
         "    mode tcp",
         "    log global",
         "    option dontlognull",
-        "    timeout connect 1s",
+        # A killed leader's address swallows SYNs: give up fast and, with redispatch, let the
+        # retry go to whichever master is up instead of waiting out the dead one 4 times.
+        "    timeout connect 300ms",
+        "    retries 1",
+        "    option redispatch 1",
         "    timeout client 10m",
         "    timeout server 10m",
         "    timeout check 1s",

@@ -107,25 +107,25 @@ define("MOOSENG_ROUTER_CS_PORT", "9520", parse_port,
        "Local leader router port for chunkservers.", "router")
 define("MOOSENG_ROUTER_CL_PORT", "9521", parse_port,
        "Local leader router port for clients.", "router")
-define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "400", parse_positive_int,
+define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "250", parse_positive_int,
        "How often the router asks each agent's /leader (milliseconds).", "router")
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")
 # --- master HA agent (mooseng agent) -------------------------------------------
-define("MOOSENG_TTL", "3.0", parse_positive_float,
+define("MOOSENG_TTL", "1.2", parse_positive_float,
        "Leader lease time to live (seconds); a dead leader is replaced about this long after it died.",
        "master")
-define("MOOSENG_LOOP_WAIT", "0.5", parse_positive_float,
+define("MOOSENG_LOOP_WAIT", "0.25", parse_positive_float,
        "Seconds between two HA decisions; the lease holder renews once per loop.", "master")
-define("MOOSENG_RETRY_TIMEOUT", "0.5", parse_positive_float,
+define("MOOSENG_RETRY_TIMEOUT", "0.25", parse_positive_float,
        "Upper bound of one Raft store call (seconds); loop_wait + 2*retry_timeout must be <= ttl.",
        "master")
-define("MOOSENG_SAFETY_MARGIN", "0.5", parse_positive_float,
+define("MOOSENG_SAFETY_MARGIN", "0.3", parse_positive_float,
        "The holder stops mfsmaster if it could not renew for ttl minus this many seconds.", "master")
 define("MOOSENG_RAFT_PORT", "9440", parse_port, "Port of the agents' Raft (pysyncobj) links.", "master")
-define("MOOSENG_RAFT_MIN_TIMEOUT", "0.5", parse_positive_float,
+define("MOOSENG_RAFT_MIN_TIMEOUT", "0.3", parse_positive_float,
        "Raft election timeout, lower bound (seconds).", "master")
-define("MOOSENG_RAFT_MAX_TIMEOUT", "1.0", parse_positive_float,
+define("MOOSENG_RAFT_MAX_TIMEOUT", "0.6", parse_positive_float,
        "Raft election timeout, upper bound (seconds).", "master")
 define("MOOSENG_RAFT_PASSWORD", "", parse_str,
        "Shared secret encrypting Raft links (generated into .env by make); the agent refuses to "

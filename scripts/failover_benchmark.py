@@ -9,8 +9,9 @@ round waits for a steady cluster (one leader, every master healthy, followers' /
 
 - ``leader``: kill -> a different master answers /leader with 200;
 - ``first write`` (the RTO): kill -> the first acknowledged file creation, on any client,
-  *invoked after* the kill (creating a file needs the master; an append to an open chunk
-  may complete on the chunkservers alone, so appends do not count);
+  *invoked after* Docker reports the container stopped (so the old leader cannot have
+  acknowledged it; creating a file needs the master, while an append to an open chunk may
+  complete on the chunkservers alone, so appends do not count);
 - ``all clients``: kill -> every client has had such a write.
 
 The killed master is started again and must rejoin before the next round. At the end the
@@ -111,6 +112,12 @@ def histories_now(config: dict) -> dict[str, list[dict]]:
     return result
 
 
+def running(container) -> bool:
+    """The container is still running (reloaded from the Docker API)."""
+    container.reload()
+    return container.status == "running"
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile by nearest rank."""
     ordered = sorted(values)
@@ -143,12 +150,14 @@ def main() -> int:
             container = _docker.find_container(project, leader)
             killed_at = time.time()
             container.kill()
+            dead_at = wait("the killed master's container to stop",
+                           lambda c=container: not running(c) and time.time(), 30, step=0.01)
             new = wait("a new leader",
                        lambda old=leader: [m for m in leaders(masters) if m != old], 60)
             leader_s = time.time() - killed_at
             try:
                 firsts = wait("writes on every client",
-                              lambda since=killed_at: writes_everywhere(config, since), 120,
+                              lambda since=dead_at: writes_everywhere(config, since), 120,
                               step=0.5)
             except Timeout as exc:
                 log(f"round={number} killed={leader} new_leader={new[0]} leader={leader_s:.2f}s "

@@ -172,5 +172,11 @@ class Store(abc.ABC):
     def raft_status(self) -> RaftStatus:
         """Term, commit index, quorum, Raft leader and peer links."""
 
+    def move_raft_leadership(self, node: str) -> bool:
+        """Best effort: if this replica leads the consensus group, hand that leadership to
+        ``node`` (the lease holder), so that the holder's renewals never wait for an
+        election when a follower dies. True when a transfer was requested. Default: no-op."""
+        return False
+
     def close(self) -> None:
         """Stop the store's threads and connections."""

@@ -69,6 +69,7 @@ class FakeStore(Store):
         self.state = _Replicated()
         self.retry_timeout = 0.5
         self.failing = False
+        self.raft_moves: list[str] = []
         self.raft = RaftStatus(term=3, commit_index=100, has_quorum=True, leader="master-1", ready=True,
                                peers={"master-2": "connected", "master-3": "connected"})
 
@@ -124,6 +125,10 @@ class FakeStore(Store):
 
     def raft_status(self) -> RaftStatus:
         return self.raft
+
+    def move_raft_leadership(self, node: str) -> bool:
+        self.raft_moves.append(node)
+        return True
 
 
 class FakeDaemons:

@@ -110,6 +110,41 @@ def test_only_the_highest_change_number_takes_the_lease(store: FakeStore, clock:
     assert m3.master and not m2.master
 
 
+def test_choice_waits_for_reports_from_after_the_expiry(store: FakeStore, clock: FakeClock) -> None:
+    """A report older than the expiry may understate a change number that grew until the old
+    leader stopped; the highest-looking follower must not promote on it."""
+    leader_cluster(store, clock)
+    clock.advance(1.8)
+    report(store, "master-3", 400)  # master-3's last report while the old leader still wrote
+    clock.advance(0.3)  # the lease (renewed at t=0, ttl 2) expired at t=2.0
+    m2 = FakeDaemons(version=450)
+    ha2 = make_ha("master-2", store, clock, m2)
+    assert ha2.run_cycle() == ("no action: the lease expired; waiting for master-3 to report its "
+                               "change number from after the expiry")
+    assert not m2.master
+    report(store, "master-3", 460)  # it did receive more changes before the leader died
+    assert ha2.run_cycle() == ("no action: the lease expired but master-3 has the higher change "
+                               "number (460 > my 450)")
+    assert not m2.master
+
+
+def test_follower_that_stopped_reporting_is_not_waited_for(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    report(store, "master-3", 900)
+    clock.advance(2.1)  # master-3's report (ttl 2) went stale with the lease: it is ignored
+    m2 = FakeDaemons(version=450)
+    ha2 = make_ha("master-2", store, clock, m2)
+    assert ha2.run_cycle() == ("promoted self because the lease expired and my change number 450 "
+                               "is highest (lease epoch 2)")
+
+
+def test_follower_moves_raft_leadership_to_the_lease_holder(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    follower = make_ha("master-2", store, clock, FakeDaemons(version=100))
+    follower.run_cycle()
+    assert store.raft_moves == ["master-1"]
+
+
 def test_tie_goes_to_the_lowest_name(store: FakeStore, clock: FakeClock) -> None:
     leader_cluster(store, clock)
     clock.advance(3.0)
@@ -270,7 +305,7 @@ def test_config_timing_rule_rejected() -> None:
 
 
 def test_load_config_names_the_variable() -> None:
-    env = {"MOOSENG_NODE": "master-1", "MOOSENG_RAFT_PASSWORD": "s", "MOOSENG_TTL": "1.0"}
+    env = {"MOOSENG_NODE": "master-1", "MOOSENG_RAFT_PASSWORD": "s", "MOOSENG_TTL": "0.6"}
     with pytest.raises(settings.SettingError, match="MOOSENG_LOOP_WAIT \\+ 2\\*MOOSENG_RETRY_TIMEOUT"):
         load_config(env)
     with pytest.raises(settings.SettingError, match="MOOSENG_RAFT_PASSWORD is empty"):
@@ -278,7 +313,7 @@ def test_load_config_names_the_variable() -> None:
     with pytest.raises(settings.SettingError, match="MOOSENG_TTL='soon' is invalid"):
         load_config({"MOOSENG_NODE": "master-1", "MOOSENG_TTL": "soon", "MOOSENG_RAFT_PASSWORD": "s"})
     config, _ = load_config({"MOOSENG_NODE": "master-2", "MOOSENG_RAFT_PASSWORD": "s"})
-    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (3.0, 0.5, 0.5, 0.5)
+    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (1.2, 0.25, 0.25, 0.3)
 
 
 def test_a_newer_change_number_of_an_older_lineage_never_promotes(store: FakeStore,

@@ -93,3 +93,24 @@ def test_minority_cannot_commit(tmp_path: Path) -> None:
         assert not store.raft_status().has_quorum
     finally:
         store.close()
+
+
+def test_raft_leadership_moves_to_the_named_node(tmp_path: Path) -> None:
+    names = ["n1", "n2", "n3"]
+    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
+    stores = {n: RaftStore(n, names, addresses=addresses, password="secret", journal_dir=tmp_path / n,
+                           retry_timeout=0.5) for n in names}
+    try:
+        until(lambda: stores["n1"].set_member("n1", {"x": 1}, 2.0))  # a committed entry: a leader exists
+        raft_leader = stores["n1"].raft_status().leader
+        target = next(n for n in names if n != raft_leader)
+        assert not stores[target].move_raft_leadership(target)  # only the Raft leader can hand over
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and stores[target].raft_status().leader != target:
+            stores[raft_leader].move_raft_leadership(target)  # refused until the target caught up
+            time.sleep(0.1)
+        assert stores[target].raft_status().leader == target
+        assert until(lambda: stores[target].renew_lease("n2", 0, 2.0)) is None  # it commits
+    finally:
+        for s in stores.values():
+            s.close()

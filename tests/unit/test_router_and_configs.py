@@ -17,6 +17,8 @@ def test_router_binds_own_address_and_checks_leader_on_every_master(monkeypatch)
     assert "server master-2 master-2:9420 check port 9430" in body
     assert "on-marked-down shutdown-sessions" in body
     assert "bind 127." not in body
+    # a dead leader's address must not hold a new session for seconds
+    assert "option redispatch 1" in body and "timeout connect 300ms" in body
 
 
 def test_metaloggers_follow_the_running_mfsmaster_by_tcp_check():
