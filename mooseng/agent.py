@@ -18,7 +18,6 @@ from pathlib import Path
 
 from mooseng import settings
 from mooseng.api import ApiContext, ApiServer, ClusterProbe
-from mooseng.dcs import StoreError
 from mooseng.dcs.raft import RaftStore
 from mooseng.ha import HA, HAConfig
 from mooseng.mfs import MfsController, MfsPaths
@@ -135,20 +134,14 @@ def _run(config: HAConfig, values: dict[str, object]) -> int:
     loop.start()
     while loop.is_alive():
         loop.join(0.5)
-    shutdown(ha, store, daemons)
+    shutdown(ha, daemons)
     api.stop()
     store.close()
     log.info("event=agent_stopped node=%s", config.node)
     return 0
 
 
-def shutdown(ha: HA, store: RaftStore, daemons: MfsController) -> None:
-    """Leave cleanly: as leader stop mfsmaster, then release the lease; stop the metalogger."""
-    epoch = ha.stop_leading()
-    daemons.stop_all()
-    if epoch is not None:
-        try:
-            store.release_lease(ha.config.node, epoch)
-            log.info("event=lease_released epoch=%s reason=shutdown", epoch)
-        except StoreError as exc:
-            log.warning("event=lease_release_failed epoch=%s reason=%r", epoch, str(exc))
+def shutdown(ha: HA, daemons: MfsController) -> None:
+    """Leave cleanly: as leader keep the lease while mfsmaster stops, then release it;
+    stop the metalogger."""
+    log.info("event=agent_shutdown result=%r", ha.leave(daemons.stop_all, daemons.kill_master_now))

@@ -609,14 +609,49 @@ class HA:
                     "metadata_version": st.metadata_version, "daemon": dict(st.daemon),
                     "action": self._action_running().name if self._action_running() else None}
 
-    def stop_leading(self) -> int | None:
-        """Forget the held epoch (so no promotion may start mfsmaster); return it (shutdown)."""
+    def leave(self, stop_daemons: Callable[[], None], kill_master: Callable[[], None]) -> str:
+        """Shut down: stop serving as leader, run ``stop_daemons``, then release the lease.
+
+        A graceful mfsmaster stop takes seconds, longer than a short TTL: the holder keeps
+        renewing until the process exited, so no new leader can start next to it; if renewal
+        fails up to the fencing deadline, ``kill_master`` (SIGKILL) runs. Returns a sentence."""
         with self._lock:
-            epoch, self._state.epoch = self._state.epoch, None
+            epoch, deadline = self._state.epoch, self._state.deadline
+            self._state.epoch = None  # no promotion in flight may start mfsmaster now
             self._state.deadline = None
-            self._state.leader_ready = False
+            self._state.leader_ready = False  # /leader answers 503: routers cut the sessions
             self._state.role = "demoting"
-            return epoch
+        if epoch is None:
+            stop_daemons()
+            return "stopped the daemons (not the leader)"
+        cfg = self.config
+        stopper = threading.Thread(target=stop_daemons, name="stop-daemons", daemon=True)
+        stopper.start()
+        deadline = deadline if deadline is not None else self.clock.monotonic()
+        killed = False
+        while stopper.is_alive():
+            sent = self.clock.monotonic()
+            try:
+                if self.store.renew_lease(cfg.node, epoch, cfg.ttl) is not None:
+                    deadline = sent + cfg.ttl - cfg.safety_margin
+                else:
+                    deadline = sent  # the lease is not ours any more
+            except StoreError:
+                pass
+            if not killed and self.clock.monotonic() >= deadline:
+                kill_master()
+                killed = True
+                log.warning("event=self_fenced epoch=%s reason='lease not renewable while mfsmaster "
+                            "stopped at shutdown'", epoch)
+            stopper.join(cfg.loop_wait)
+        try:
+            self.store.release_lease(cfg.node, epoch)
+        except StoreError as exc:
+            log.warning("event=lease_release_failed epoch=%s reason=%r", epoch, str(exc))
+            return f"stopped mfsmaster; could not release lease epoch {epoch} ({exc})"
+        log.info("event=lease_released epoch=%s reason=shutdown", epoch)
+        return (f"stopped mfsmaster{' (killed: lease not renewable)' if killed else ''}, "
+                f"then released lease epoch {epoch}")
 
     def request_switchover(self, target: str | None) -> tuple[int, dict[str, Any]]:
         """Validate and record a switchover intent; return (HTTP status, body)."""

@@ -93,6 +93,17 @@ class Daemon:
             os.kill(self._popen.pid, signum)
             return True
 
+    def kill_now(self) -> None:
+        """SIGKILL the child at once, without the lock (another thread may be waiting in
+        :meth:`stop` for it to exit)."""
+        popen = self._popen
+        if popen is None or popen.returncode is not None:
+            return
+        try:
+            os.kill(popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def stop(self, mode: str = "graceful", timeout: float | None = None) -> int | None:
         """Stop the child in ``mode`` (graceful, fast, kill); return its exit code.
 

@@ -113,7 +113,7 @@ class _TickingSyncObj(SyncObj):
         self.on_tick_thread: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         super().__init__(*args, **kwargs)
 
-    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's names)
+    def _onTick(self, timeToWait: float = 0.0) -> None:
         super()._onTick(timeToWait)
         while True:
             try:
@@ -122,7 +122,7 @@ class _TickingSyncObj(SyncObj):
                 return
             try:
                 job()
-            except Exception:  # noqa: BLE001 - one failed job must not stop the Raft thread
+            except Exception:  # one failed job must not stop the Raft thread
                 log.exception("event=raft_tick_job_failed")
 
 

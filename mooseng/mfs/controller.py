@@ -211,6 +211,10 @@ class MfsController:
             if self.master.running():
                 self.master.stop("kill")
 
+    def kill_master_now(self) -> None:
+        """SIGKILL mfsmaster even while another thread is stopping it gracefully."""
+        self.master.kill_now()
+
     def stop_master(self) -> None:
         """Stop mfsmaster gracefully (planned switchover, shutdown): it flushes to metaloggers."""
         with self._master_gate:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from mooseng import settings
@@ -364,3 +367,34 @@ def test_following_a_new_leader_restarts_the_metalogger_with_its_lineage(store: 
     follower.run_cycle()
     assert "restart metalogger lineage=1" in daemons.calls
     assert daemons.lineage_epoch == 1
+
+
+def test_leaving_leader_keeps_its_lease_until_mfsmaster_stopped(store: FakeStore, clock: FakeClock) -> None:
+    """A graceful mfsmaster stop outlasts a short TTL: the lease must not expire meanwhile."""
+    ha, _ = leader_cluster(store, clock)
+    killed = threading.Event()
+
+    def slow_stop() -> None:
+        for _ in range(4):  # 2 s of (fake) time, more than the TTL
+            clock.advance(0.5)
+            time.sleep(0.3)
+            assert store.get_lease().valid(clock.now), "lease expired while mfsmaster stopped"
+
+    result = ha.leave(slow_stop, killed.set)
+    assert result == "stopped mfsmaster, then released lease epoch 1"
+    assert not killed.is_set() and not ha.is_leader()
+    assert store.get_lease().holder is None
+
+
+def test_leaving_leader_that_cannot_renew_kills_mfsmaster(store: FakeStore, clock: FakeClock) -> None:
+    ha, _ = leader_cluster(store, clock)
+    killed = threading.Event()
+    store.failing = True
+
+    def stuck_stop() -> None:
+        clock.advance(2.0)  # past the fencing deadline
+        assert killed.wait(5), "mfsmaster was not killed"
+
+    result = ha.leave(stuck_stop, killed.set)
+    assert killed.is_set()
+    assert result.startswith("stopped mfsmaster; could not release lease epoch 1")
