@@ -459,14 +459,15 @@ class HA:
 
     def _follow(self, lease: Lease, report: dict[str, Any]) -> str:
         holder, epoch = lease.holder, lease.epoch
-        if holder:
-            # The holder should also lead Raft: then a dying follower never stalls its renewals.
-            self.store.move_raft_leadership(holder)
         with self._lock:
             followed = self._state.followed_epoch
         leader = self.store.members().get(holder or "")
         leader_ready = (leader is not None and leader.data.get("leader_ready")
                         and leader.data.get("epoch") == epoch)
+        if holder and leader_ready:
+            # The holder should also lead Raft, so that a dying follower never stalls its
+            # renewals; asked only of a settled leader (a hand-over can fail and cost renewals).
+            self.store.move_raft_leadership(holder)
         if followed != epoch and leader_ready:
             with self._lock:
                 self._state.followed_epoch = epoch
@@ -504,12 +505,15 @@ class HA:
 
     def _best_candidate(self, now: float, mine: dict[str, Any] | None = None,
                         exclude: str | None = None) -> str | None:
-        """Highest change number among fresh candidates; ties go to the lowest node name."""
+        """Highest change number among fresh candidates; ties go to the Raft leader (it renews
+        without a network round trip and needs no Raft hand-over), then to the lowest name."""
         found = self._fresh_candidates(now, mine)
         found.pop(exclude or "", None)
         if not found:
             return None
-        return min(found, key=lambda n: (-int(found[n].get("metadata_version", 0)), n))
+        raft_leader = self.store.raft_status().leader
+        return min(found, key=lambda n: (-int(found[n].get("metadata_version", 0)),
+                                         n != raft_leader, n))
 
     def _why_not_me(self, best: str | None, report: dict[str, Any], now: float) -> str:
         mine = report["metadata_version"]
@@ -517,7 +521,9 @@ class HA:
             return "no action: the lease expired but no member can take it"
         theirs = int(self._fresh_candidates(now, report)[best].get("metadata_version", 0))
         if theirs == mine:
-            return f"no action: the lease expired; {best} has the same change number {mine} and a lower name"
+            why = ("leads Raft" if best == self.store.raft_status().leader
+                   else "a lower name")
+            return f"no action: the lease expired; {best} has the same change number {mine} and {why}"
         return f"no action: the lease expired but {best} has the higher change number ({theirs} > my {mine})"
 
     def _take_lease(self, lease: Lease, now: float, report: dict[str, Any], bootstrap: bool) -> str:

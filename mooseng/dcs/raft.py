@@ -23,6 +23,8 @@ from mooseng.dcs import Intent, Lease, Member, RaftStatus, Store, StoreError
 
 log = logging.getLogger("mooseng.dcs.raft")
 
+RAFT_TRANSFER_INTERVAL_S = 5.0
+
 FAIL_NAMES = {value: name.lower() for name, value in vars(FAIL_REASON).items()
               if not name.startswith("_") and isinstance(value, int)}
 
@@ -168,7 +170,8 @@ class RaftStore(Store):
         self._obj = _TickingSyncObj(self_address, partners, SyncObjConf(**conf_args),
                                     consumers=[self._state])
         self._closed = threading.Event()
-        self._last_transfer = 0.0
+        self._last_transfer = float("-inf")
+        self.transfer_interval = RAFT_TRANSFER_INTERVAL_S
         log.info("event=raft_started self=%s partners=%s journal=%s", self_address, ",".join(partners),
                  conf_args.get("journalFile"))
 
@@ -242,11 +245,12 @@ class RaftStore(Store):
     def move_raft_leadership(self, node: str) -> bool:
         """When this node leads Raft and ``node`` does not, ask pysyncobj to hand Raft
         leadership to ``node`` (Raft TimeoutNow; pysyncobj refuses a target that is not
-        fully caught up, and the next call retries). At most one request a second."""
+        fully caught up). At most one request per ``transfer_interval`` seconds: a refused or
+        lost hand-over costs the holder a renewal or two, so it is not hammered."""
         if node == self.node or node not in self._addresses or self._closed.is_set():
             return False
         obj = self._obj
-        if not obj._isLeader() or time.monotonic() - self._last_transfer < 1.0:
+        if not obj._isLeader() or time.monotonic() - self._last_transfer < self.transfer_interval:
             return False
         self._last_transfer = time.monotonic()
         address = self._addresses[node]

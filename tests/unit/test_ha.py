@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -141,11 +142,26 @@ def test_follower_that_stopped_reporting_is_not_waited_for(store: FakeStore, clo
                                "is highest (lease epoch 2)")
 
 
-def test_follower_moves_raft_leadership_to_the_lease_holder(store: FakeStore, clock: FakeClock) -> None:
-    leader_cluster(store, clock)
+def test_follower_moves_raft_leadership_to_a_ready_lease_holder(store: FakeStore, clock: FakeClock) -> None:
+    leader, _ = leader_cluster(store, clock)
     follower = make_ha("master-2", store, clock, FakeDaemons(version=100))
     follower.run_cycle()
+    assert store.raft_moves == []  # not while the holder is still promoting
+    leader.run_cycle()  # reports leader_ready
+    follower.run_cycle()
     assert store.raft_moves == ["master-1"]
+
+
+def test_tie_goes_to_the_raft_leader(store: FakeStore, clock: FakeClock) -> None:
+    leader_cluster(store, clock)
+    clock.advance(3.0)
+    store.raft = dataclasses.replace(store.raft, leader="master-3")
+    m2 = FakeDaemons(version=500)
+    ha2 = make_ha("master-2", store, clock, m2)
+    report(store, "master-3", 500)
+    assert ha2.run_cycle() == ("no action: the lease expired; master-3 has the same change number 500 "
+                               "and leads Raft")
+    assert not m2.master
 
 
 def test_tie_goes_to_the_lowest_name(store: FakeStore, clock: FakeClock) -> None:

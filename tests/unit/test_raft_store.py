@@ -103,6 +103,7 @@ def test_raft_leadership_moves_to_the_named_node(tmp_path: Path) -> None:
     try:
         until(lambda: stores["n1"].set_member("n1", {"x": 1}, 2.0))  # a committed entry: a leader exists
         raft_leader = stores["n1"].raft_status().leader
+        stores[raft_leader].transfer_interval = 0.1
         target = next(n for n in names if n != raft_leader)
         assert not stores[target].move_raft_leadership(target)  # only the Raft leader can hand over
         deadline = time.monotonic() + 10
