@@ -171,7 +171,7 @@ class MfsController:
         if not fresh:
             # DATA_PATH holds one lineage only (see restart_metalogger), so the master's own
             # files, when present, are the newest of it: restore from everything.
-            self._restore()
+            self._restore_releasing_write_locks()
         with self._master_gate:
             if not may_start():
                 raise PromotionAborted("lease lost before mfsmaster started")
@@ -187,6 +187,31 @@ class MfsController:
             time.sleep(0.05)
         raise PromotionError(f"mfsmaster did not accept clients on {self.address}:{self.client_port} "
                              f"within {self.ready_timeout:.0f} s")
+
+    def _restore_releasing_write_locks(self) -> None:
+        """Restore, first appending ``UNLOCK`` for chunk writes the old leader never saw end.
+
+        Those writes died with the old leader; restored as they are, their chunks stay
+        locked for up to two minutes and the writing client blocks that long (measured:
+        60-130 s). Unlocking them is what mfsmaster does when the lock times out: the
+        client redoes its write from its buffer. Should the restore refuse the added lines,
+        they are cut off again and the restore runs on the files as they were."""
+        data_path = self.paths.data_path
+        now = time.time()
+        chunks = files.stale_write_locks(data_path, now)
+        undo = files.append_unlocks(data_path, chunks, now) if chunks else None
+        if undo is not None:
+            log.info("event=write_locks_released chunks=%s file=%s", ",".join(map(str, chunks)),
+                     undo[0].name)
+        try:
+            self._restore()
+        except PromotionError as exc:
+            if undo is None:
+                raise
+            log.warning("event=write_lock_release_refused reason=%r action='restore without it'",
+                        str(exc))
+            files.undo_append(*undo)
+            self._restore()
 
     def _restore(self) -> None:
         """``mfsmaster -a -c CFG restore``: rebuild metadata.mfs from the best metadata file

@@ -69,6 +69,69 @@ def change_number(data_path: Path) -> int:
     return best
 
 
+# A changelog line that locks a chunk for writing (``WRITE(inode,index,...):chunk``) or
+# releases it (``UNLOCK(chunk)``); mfsmaster logs UNLOCK when the client's write ends.
+WRITE_LOCK_LINE = re.compile(rb"^(\d+): (\d+)\|(?:WRITE\([^\n]*\):(\d+)|UNLOCK\((\d+)\))[ \t\r]*$",
+                             re.MULTILINE)
+LOCK_TIMEOUT_S = 120  # mfsmaster's chunk write lock, restored from a WRITE line with its timestamp
+
+
+def stale_write_locks(data_path: Path, now: float) -> list[int]:
+    """Chunks that a ``WRITE`` in the changelogs locked and no ``UNLOCK`` released, whose lock
+    (the line's timestamp + LOCK_TIMEOUT_S) has not expired at ``now``.
+
+    After a failover these are writes the old leader never saw end; a master restored from
+    the changelogs keeps them locked for up to two minutes, and the client whose write was
+    in flight waits that long."""
+    lines: dict[int, tuple[int, int | None, int | None]] = {}
+    for path in sorted(data_path.iterdir()) if data_path.is_dir() else []:
+        if not ANY_CHANGELOG.match(path.name):
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for match in WRITE_LOCK_LINE.finditer(data):
+            written, released = match.group(3), match.group(4)
+            lines[int(match.group(1))] = (int(match.group(2)), int(written) if written else None,
+                                          int(released) if released else None)
+    locked: dict[int, int] = {}
+    for change in sorted(lines):
+        stamp, written, released = lines[change]
+        if written is not None:
+            locked[written] = stamp
+        elif released is not None:
+            locked.pop(released, None)
+    return sorted(chunk for chunk, stamp in locked.items() if stamp + LOCK_TIMEOUT_S > now)
+
+
+def append_unlocks(data_path: Path, chunks: list[int], now: float) -> tuple[Path, int] | None:
+    """Append ``UNLOCK(chunk)`` lines after the newest change, to the changelog holding it;
+    return (that file, its size before) so the caller can undo, or None when there is no
+    changelog or its last line is incomplete."""
+    changelogs = [p for p in data_path.iterdir() if ANY_CHANGELOG.match(p.name)]
+    if not changelogs or not chunks:
+        return None
+    target = max(changelogs, key=last_change)
+    newest = last_change(target)
+    size = target.stat().st_size
+    with target.open("rb") as handle:
+        handle.seek(max(0, size - 1))
+        if newest == 0 or handle.read(1) != b"\n":
+            return None
+    body = "".join(f"{newest + i}: {int(now)}|UNLOCK({chunk})\n" for i, chunk in enumerate(chunks, 1))
+    with target.open("ab") as handle:
+        handle.write(body.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+    return target, size
+
+
+def undo_append(target: Path, size: int) -> None:
+    """Cut ``target`` back to ``size`` bytes (undo :func:`append_unlocks`)."""
+    os.truncate(target, size)
+
+
 def read_lineage(path: Path) -> int:
     """The lease epoch whose leader's metadata lineage DATA_PATH holds (0 if unknown)."""
     try:

@@ -69,3 +69,39 @@ def test_set_aside_moves_master_files_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aside", "changelog_ml.0.mfs", "metadata_ml.mfs",
                                                           "stats.mfs"]
     assert files.set_aside(tmp_path) is None
+
+
+CHANGELOG_WITH_A_WRITE_IN_FLIGHT = (
+    "890: 1000|ACQUIRE(1,148)\n"
+    "891: 1000|WRITE(148,0,1,0):147\n"
+    "892: 1000|LENGTH(148,29,0)\n"
+    "893: 1000|UNLOCK(147)\n"
+    "894: 1001|WRITE(149,0,1,0):150\n"   # never ended: the leader died
+    "895: 1001|WRITE(151,2,0,1):152\n"   # ended below
+    "896: 1002|UNLOCK(152)\n"
+)
+
+
+def test_stale_write_locks_are_writes_without_unlock(tmp_path: Path) -> None:
+    (tmp_path / "changelog_ml_back.0.mfs").write_text("10: 900|WRITE(5,0,1,0):6\n")  # expired lock
+    (tmp_path / "changelog_ml.0.mfs").write_text(CHANGELOG_WITH_A_WRITE_IN_FLIGHT)
+    assert files.stale_write_locks(tmp_path, now=1050) == [150]
+    assert files.stale_write_locks(tmp_path, now=1001 + files.LOCK_TIMEOUT_S) == []
+
+
+def test_unlocks_follow_the_newest_change_and_can_be_undone(tmp_path: Path) -> None:
+    older = tmp_path / "changelog_ml_back.0.mfs"
+    older.write_text("10: 900|WRITE(5,0,1,0):6\n")
+    newest = tmp_path / "changelog_ml.0.mfs"
+    newest.write_text(CHANGELOG_WITH_A_WRITE_IN_FLIGHT)
+    target, size = files.append_unlocks(tmp_path, [150, 160], now=1050.7)
+    assert target == newest
+    assert newest.read_text().splitlines()[-2:] == ["897: 1050|UNLOCK(150)", "898: 1050|UNLOCK(160)"]
+    assert files.change_number(tmp_path) == 898
+    files.undo_append(target, size)
+    assert newest.read_text() == CHANGELOG_WITH_A_WRITE_IN_FLIGHT
+
+
+def test_no_unlock_appended_after_an_incomplete_line(tmp_path: Path) -> None:
+    (tmp_path / "changelog_ml.0.mfs").write_text(CHANGELOG_WITH_A_WRITE_IN_FLIGHT + "897: 10")
+    assert files.append_unlocks(tmp_path, [150], now=1050) is None
