@@ -135,7 +135,14 @@ class Views:
             "leader_changes": snap["leader_changes"], "since": iso(snap["since"]),
             "last_decision": snap["last_decision"], "action": snap["action"],
             "promotion_duration": snap["promotion_duration"],
+            "timing": self._timing(),
         }
+
+    def _timing(self) -> dict[str, float]:
+        """The HA timing this agent runs with (what a benchmark must report with its figures)."""
+        cfg = self.ctx.ha.config
+        return {"ttl": cfg.ttl, "loop_wait": cfg.loop_wait, "retry_timeout": cfg.retry_timeout,
+                "safety_margin": cfg.safety_margin}
 
     def cluster(self) -> tuple[int, dict[str, Any]]:
         """/cluster."""

@@ -45,7 +45,8 @@ FREE_LEASE_POLL_WAIT_S = 0.05
 
 @dataclass(frozen=True)
 class HAConfig:
-    """Timing and identity of one agent."""
+    """Timing and identity of one agent (the agent reads every value from
+    :mod:`mooseng.settings`; the defaults here only serve unit tests)."""
 
     node: str
     masters: list[str]

@@ -137,8 +137,9 @@ def main() -> int:
     masters = _settings.masters(config, None)
     project = _settings.project(config, None)
     status = requests.get(f"{next(iter(masters.values()))}/status", timeout=2).json()
+    timing = status.get("timing", {})
     log(f"run={run} kills={args.kills} masters={','.join(masters)} "
-        f"last_decision={status.get('last_decision')!r}")
+        f"timing={json.dumps(timing, sort_keys=True)}")
     wait("a steady cluster", lambda: steady(masters), 120)
     start_workload(interval=args.interval, op_timeout=60, max_seconds=3600, configuration=config)
     rounds = []
@@ -183,13 +184,14 @@ def main() -> int:
     summary = {"rounds": len(rounds), "lost": report.get("lost"), "corrupt": report.get("corrupt"),
                "acknowledged": report.get("acknowledged"), "valid": report.get("valid")}
     summary["stalled_rounds"] = sum(1 for r in rounds if r.get("stalled"))
+    summary["timing"] = timing
     for key in ("leader_s", "first_write_s", "all_clients_s"):
         values = [r[key] for r in rounds if key in r]
         if not values:
             continue
         summary[key] = {"p50": round(statistics.median(values), 2),
                         "p95": round(percentile(values, 0.95), 2), "max": round(max(values), 2)}
-    Path(f"runs/{run}/benchmark.json").write_text(json.dumps({"rounds": rounds, **summary}, indent=2))
+    Path(f"runs/{run}/benchmark.json").write_text(json.dumps({**summary, "per_round": rounds}, indent=2))
     print(json.dumps(summary, indent=2))
     ok = report.get("lost") == 0 and report.get("corrupt") == 0 and not summary["stalled_rounds"]
     return 0 if ok else 1

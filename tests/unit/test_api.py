@@ -87,6 +87,7 @@ def test_status_cluster_metrics(port: int) -> None:
     assert status == 200 and data["node"] == "master-1" and data["role"] == "leader"
     assert data["lease"]["holder"] == "master-1" and data["raft"]["term"] == 3
     assert data["last_decision"] == "no action: I am master-1, the leader with the lease"
+    assert data["timing"] == {"ttl": 2.0, "loop_wait": 0.5, "retry_timeout": 0.5, "safety_margin": 0.5}
     status, body = call(port, "GET", "/cluster")
     data = json.loads(body)
     assert status == 200 and data["leader"] == "master-1" and data["chunks"]["undergoal"] == 1
