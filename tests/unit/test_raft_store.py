@@ -33,6 +33,14 @@ def until(fn, timeout: float = 5.0):
             time.sleep(0.05)
 
 
+def three_stores(tmp_path: Path) -> dict[str, RaftStore]:
+    """A real three-node Raft group on 127.0.0.1: n1, n2, n3."""
+    names = ["n1", "n2", "n3"]
+    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
+    return {n: RaftStore(n, names, addresses=addresses, password="secret", journal_dir=tmp_path / n,
+                         retry_timeout=0.5) for n in names}
+
+
 def test_single_node_acquire_renew_expire_cas(tmp_path: Path) -> None:
     [port] = free_ports(1)
     store = RaftStore("n1", ["n1"], addresses={"n1": f"127.0.0.1:{port}"}, password="secret",
@@ -62,10 +70,7 @@ def test_single_node_acquire_renew_expire_cas(tmp_path: Path) -> None:
 
 
 def test_three_nodes_replicate_and_survive_a_dead_member(tmp_path: Path) -> None:
-    names = ["n1", "n2", "n3"]
-    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
-    stores = {n: RaftStore(n, names, addresses=addresses, password="secret", journal_dir=tmp_path / n,
-                           retry_timeout=0.5) for n in names}
+    stores = three_stores(tmp_path)
     try:
         lease = until(lambda: stores["n2"].acquire_lease("n2", 2.0, 0))
         assert lease.epoch == 1
@@ -96,15 +101,12 @@ def test_minority_cannot_commit(tmp_path: Path) -> None:
 
 
 def test_raft_leadership_moves_to_the_named_node(tmp_path: Path) -> None:
-    names = ["n1", "n2", "n3"]
-    addresses = {n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(3))}
-    stores = {n: RaftStore(n, names, addresses=addresses, password="secret", journal_dir=tmp_path / n,
-                           retry_timeout=0.5) for n in names}
+    stores = three_stores(tmp_path)
     try:
         until(lambda: stores["n1"].set_member("n1", {"x": 1}, 2.0))  # a committed entry: a leader exists
         raft_leader = stores["n1"].raft_status().leader
         stores[raft_leader].transfer_interval = 0.1
-        target = next(n for n in names if n != raft_leader)
+        target = next(n for n in stores if n != raft_leader)
         assert not stores[target].move_raft_leadership(target)  # only the Raft leader can hand over
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and stores[target].raft_status().leader != target:
