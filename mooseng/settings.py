@@ -112,7 +112,7 @@ define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "250", parse_positive_int,
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")
 # --- master HA agent (mooseng agent) -------------------------------------------
-define("MOOSENG_TTL", "1.2", parse_positive_float,
+define("MOOSENG_TTL", "1.5", parse_positive_float,
        "Leader lease time to live (seconds); a dead leader is replaced about this long after it died.",
        "master")
 define("MOOSENG_LOOP_WAIT", "0.25", parse_positive_float,

@@ -20,7 +20,7 @@ from tests.cluster.conftest import CLIENTS, MASTERS, REPO, wait_for
 
 pytestmark = pytest.mark.cluster
 
-TTL = 1.2  # MOOSENG_TTL default
+TTL = 1.5  # MOOSENG_TTL default
 
 
 def http(url: str) -> int:

@@ -332,7 +332,7 @@ def test_load_config_names_the_variable() -> None:
     with pytest.raises(settings.SettingError, match="MOOSENG_TTL='soon' is invalid"):
         load_config({"MOOSENG_NODE": "master-1", "MOOSENG_TTL": "soon", "MOOSENG_RAFT_PASSWORD": "s"})
     config, _ = load_config({"MOOSENG_NODE": "master-2", "MOOSENG_RAFT_PASSWORD": "s"})
-    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (1.2, 0.25, 0.25, 0.3)
+    assert (config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin) == (1.5, 0.25, 0.25, 0.3)
 
 
 def test_a_newer_change_number_of_an_older_lineage_never_promotes(store: FakeStore,
