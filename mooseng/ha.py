@@ -9,8 +9,8 @@ Rules:
 - the lease holder renews every loop; if no renewal succeeded for
   ``ttl - safety_margin`` it stops mfsmaster at once (self-fencing);
 - a follower takes the lease only once it expired (or was handed to it), and
-  only if its change number is the highest among fresh members (ties: the
-  lowest node name);
+  only if its change number is the highest among fresh members (ties: the Raft
+  leader, then the lowest node name);
 - the choice waits until every fresh candidate has reported after the lease expired
   (until then the old leader could still write, so older reports may understate);
 - and only from the newest lineage: a node is a candidate only if its metadata
@@ -506,8 +506,9 @@ class HA:
 
     def _best_candidate(self, now: float, mine: dict[str, Any] | None = None,
                         exclude: str | None = None) -> str | None:
-        """Highest change number among fresh candidates; ties go to the Raft leader (it renews
-        without a network round trip and needs no Raft hand-over), then to the lowest name."""
+        """Highest change number among fresh candidates; ties go to the Raft leader (its
+        renewals then never wait for another node's Raft election, and no hand-over is
+        needed), then to the lowest name."""
         found = self._fresh_candidates(now, mine)
         found.pop(exclude or "", None)
         if not found:

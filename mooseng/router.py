@@ -16,7 +16,6 @@ from mooseng.supervisor import Daemon
 
 ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
 
-# (frontend name, router port setting, master port setting)
 # (listener name, router port setting, master port setting): chunkservers and clients go to
 # the lease holder only (GET /leader on its agent).
 ROUTES = (
