@@ -163,14 +163,23 @@ class Runner:
                              late_error=outcome.get("error"), **op)
         self.pending = None
 
+    def _request_stop(self, *_: Any) -> None:
+        """Signal handler: stop the loop after the running operation.
+
+        The handler runs in the main thread, which may be inside ``self.stop.wait()`` holding
+        the Event's (non-reentrant) lock; setting the Event right here could deadlock, so a
+        short-lived thread sets it.
+        """
+        threading.Thread(target=self.stop.set, daemon=True).start()
+
     def _setup(self) -> None:
         for sub in (os.path.join(FILE_DIR, self.client), LOG_DIR):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
 
     def run(self) -> int:
         """Loop until stopped; return the exit status."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
         self.pending = None
         deadline = time.monotonic() + self.args.max_seconds
         self.history.add(type="start", f="workload", root=self.root, pid=os.getpid())
