@@ -115,7 +115,9 @@ def run(role: str) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("event=signal signal=%s action=stop_all", signal.Signals(signum).name)
-        stop.set()
+        # The main thread may be inside stop.wait() holding the Event's lock: setting it
+        # from the handler itself could deadlock, so a short-lived thread does.
+        threading.Thread(target=stop.set, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
