@@ -9,6 +9,7 @@ VENV := .venv
 VBIN := $(VENV)/bin
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 IMAGE ?= mooseng:latest
+PROMETHEUS_IMAGE ?= mooseng-prometheus:latest
 BASE_IMAGE ?= debian:bookworm-slim
 PYSYNCOBJ ?= pysyncobj==0.3.17
 export BASE_IMAGE
@@ -51,6 +52,10 @@ images: base-image wheels
 	@start=$$(date +%s); \
 	docker build -q -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/mooseng/Dockerfile . >/dev/null \
 	  && echo "==> $(IMAGE) ready in $$(( $$(date +%s) - start ))s"
+	@echo "==> building $(PROMETHEUS_IMAGE) (promtool checks the config and runs the rule tests)"
+	@start=$$(date +%s); \
+	docker build -q -t $(PROMETHEUS_IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/prometheus/Dockerfile monitoring >/dev/null \
+	  && echo "==> $(PROMETHEUS_IMAGE) ready in $$(( $$(date +%s) - start ))s"
 
 # --- cluster ---------------------------------------------------------------------------
 up: env images
@@ -64,7 +69,7 @@ down:
 
 clean:
 	-$(COMPOSE) down --volumes --remove-orphans --rmi local
-	-docker image rm $(IMAGE) 2>/dev/null
+	-docker image rm $(IMAGE) $(PROMETHEUS_IMAGE) 2>/dev/null
 	-@if docker image inspect $(BASE_IMAGE) --format '{{index .Config.Labels "org.mooseng.base-image"}}' 2>/dev/null | grep -q true; then \
 	  docker image rm $(BASE_IMAGE); fi
 	rm -rf build

@@ -20,6 +20,7 @@ from typing import Any
 
 from mooseng.dcs import Store
 from mooseng.mfs import cli
+from mooseng.promtext import CONTENT_TYPE, MetricsText
 
 log = logging.getLogger("mooseng.api")
 
@@ -167,46 +168,41 @@ class Views:
         now = self.ctx.clock()
         lease = self.ctx.store.get_lease()
         raft = self.ctx.store.raft_status()
-        out: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{labels} {value:g}" if isinstance(value, (int, float)) else "")
-
-        metric("mooseng_master_is_leader", "gauge", "1 when this node holds the lease and serves.",
-               [("", 1 if self.ctx.ha.is_leader() else 0)])
-        metric("mooseng_raft_term", "gauge", "Current Raft term.", [("", raft.term)])
-        metric("mooseng_raft_commit_index", "gauge", "Raft commit index.", [("", raft.commit_index)])
-        metric("mooseng_raft_has_quorum", "gauge", "1 when a Raft majority is connected.",
-               [("", 1 if raft.has_quorum else 0)])
-        metric("mooseng_leader_changes_total", "counter", "Leader changes seen by this agent.",
-               [("", snap["leader_changes"])])
-        metric("mooseng_metadata_version", "gauge", "This node's metadata change number.",
-               [("", snap["metadata_version"])])
-        metric("mooseng_lease_epoch", "gauge", "Epoch of the leader lease.", [("", lease.epoch)])
-        metric("mooseng_lease_expires_in_seconds", "gauge", "Seconds until the lease expires.",
-               [("", round(lease.expires_in(now), 3) if lease.holder else 0)])
+        out = MetricsText()
+        out.gauge("mooseng_master_is_leader", "1 when this node holds the lease and serves.",
+                  1 if self.ctx.ha.is_leader() else 0)
+        out.gauge("mooseng_raft_term", "Current Raft term.", raft.term)
+        out.gauge("mooseng_raft_commit_index", "Raft commit index.", raft.commit_index)
+        out.gauge("mooseng_raft_has_quorum", "1 when a Raft majority is connected.",
+                  1 if raft.has_quorum else 0)
+        out.add("mooseng_leader_changes_total", "counter", "Leader changes seen by this agent.",
+                [({}, snap["leader_changes"])])
+        out.gauge("mooseng_metadata_version", "This node's metadata change number.",
+                  snap["metadata_version"])
+        out.gauge("mooseng_lease_epoch", "Epoch of the leader lease.", lease.epoch)
+        out.gauge("mooseng_lease_expires_in_seconds", "Seconds until the lease expires.",
+                  round(lease.expires_in(now), 3) if lease.holder else 0)
         daemon = snap["daemon"]
-        up = [(f'{{daemon="{name}"}}', 1 if daemon["name"] == name and daemon["state"] == "running"
-               else 0) for name in ("mfsmaster", "mfsmetalogger")]
-        metric("mooseng_daemon_up", "gauge", "1 when the MooseFS daemon runs here.", up)
+        out.add("mooseng_daemon_up", "gauge", "1 when the MooseFS daemon runs here.",
+                [({"daemon": name}, 1 if daemon["name"] == name and daemon["state"] == "running"
+                  else 0) for name in ("mfsmaster", "mfsmetalogger")])
         if snap["promotion_duration"] is not None:
-            metric("mooseng_promotion_duration_seconds", "gauge", "Duration of the last promotion.",
-                   [("", round(snap["promotion_duration"], 3))])
+            out.gauge("mooseng_promotion_duration_seconds", "Duration of the last promotion.",
+                      round(snap["promotion_duration"], 3))
         if self.ctx.ha.is_leader():
             cluster = self.ctx.probe.read(lease.holder)
-            if cluster.get("chunks"):
-                metric("mooseng_chunks", "gauge", "Chunks by state (from the leader).",
-                       [(f'{{state="{k}"}}', v) for k, v in cluster["chunks"].items()])
-            if cluster.get("chunkservers"):
-                servers = cluster["chunkservers"]
-                metric("mooseng_chunkserver_disk_used_bytes", "gauge", "Disk space used.",
-                       [(f'{{chunkserver="{s["address"]}"}}', s["used_bytes"]) for s in servers])
-                metric("mooseng_chunkserver_disk_total_bytes", "gauge", "Disk space in total.",
-                       [(f'{{chunkserver="{s["address"]}"}}', s["total_bytes"]) for s in servers])
-        return "\n".join(line for line in out if line) + "\n"
+            out.add("mooseng_chunks", "gauge", "Chunks by state (from the leader).",
+                    [({"state": k}, v) for k, v in (cluster.get("chunks") or {}).items()])
+            servers = cluster.get("chunkservers")
+            if servers is None:  # mfscli failed: no figure rather than a false zero
+                return out.text()
+            out.gauge("mooseng_chunkservers_connected", "Chunkservers registered with the leader.",
+                      len(servers))
+            out.add("mooseng_chunkserver_disk_used_bytes", "gauge", "Disk space used.",
+                    [({"chunkserver": s["address"]}, s["used_bytes"]) for s in servers])
+            out.add("mooseng_chunkserver_disk_total_bytes", "gauge", "Disk space in total.",
+                    [({"chunkserver": s["address"]}, s["total_bytes"]) for s in servers])
+        return out.text()
 
     def switchover(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """POST /switchover."""
@@ -263,8 +259,7 @@ def make_handler(ctx: ApiContext) -> type[BaseHTTPRequestHandler]:
                 elif path == "/cluster":
                     self._json(*views.cluster(), head_only=head_only)
                 elif path == "/metrics":
-                    self._send(200, views.metrics().encode(), "text/plain; version=0.0.4; charset=utf-8",
-                               head_only)
+                    self._send(200, views.metrics().encode(), CONTENT_TYPE, head_only)
                 else:
                     self._json(404, {"error": f"no such endpoint {path}"}, head_only)
             except ConnectionError:

@@ -18,6 +18,13 @@ import threading
 from pathlib import Path
 
 from mooseng import mfsconfig, router, settings
+from mooseng.exporter import (
+    Collector,
+    ExporterServer,
+    MountCollector,
+    TierCollector,
+    daemon_collector,
+)
 from mooseng.supervisor import Daemon
 
 log = logging.getLogger("mooseng.roles")
@@ -85,6 +92,18 @@ def client_daemons(node: str, address: str) -> list[Daemon]:
 BUILDERS = {"master": master_daemons, "chunkserver": chunkserver_daemons, "client": client_daemons}
 
 
+def exporter_collectors(role: str, node: str, daemons: list[Daemon]) -> list[Collector]:
+    """What the exporter of a chunkserver or client container reports (masters: none, their
+    agent's API exports)."""
+    if role == "chunkserver":
+        layout = mfsconfig.Layout.from_settings()
+        tiers = {str(t): layout.tiers / str(t) for t in settings.read("MOOSENG_CS_TIERS")}  # type: ignore[attr-defined]
+        return [daemon_collector(daemons), TierCollector(tiers)]
+    if role == "client":
+        return [daemon_collector(daemons), MountCollector(mount_point(node))]
+    return []
+
+
 def supervise(daemons: list[Daemon], stop: threading.Event, on_restart=None) -> None:
     """Keep every daemon running until ``stop`` is set."""
     while not stop.wait(1.0):
@@ -123,6 +142,11 @@ def run(role: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     for daemon in daemons:
         daemon.start()
+    collectors = exporter_collectors(role, node, daemons)
+    exporter = None
+    if collectors:
+        exporter = ExporterServer(collectors, port=int(settings.read("MOOSENG_EXPORTER_PORT")))  # type: ignore[call-overload]
+        exporter.start()
 
     def before_restart(daemon: Daemon) -> None:
         if daemon.name == "mfsmount":
@@ -133,5 +157,7 @@ def run(role: str) -> int:
         daemon.stop("graceful")
     if role == "client":
         release_stale_mount(mount_point(node))
+    if exporter is not None:
+        exporter.stop()
     log.info("event=role_stopped role=%s node=%s", role, node)
     return 0

@@ -94,6 +94,8 @@ define("MOOSENG_NODE", "", parse_str, "This container's node name (defaults to t
 define("MOOSENG_MASTERS", "master-1,master-2,master-3", parse_list,
        "Host names of the master containers, in a fixed order.", "all")
 define("MOOSENG_API_PORT", "9430", parse_port, "Port of each master agent's HTTP API.", "all")
+define("MOOSENG_EXPORTER_PORT", "9450", parse_port,
+       "Port of the Prometheus exporter in chunkserver and client containers (GET /metrics).", "all")
 define("MOOSENG_LOG_LEVEL", "INFO", parse_str, "Log level of the Python processes.", "all")
 define("MOOSENG_DATA_DIR", "/var/lib/mooseng", parse_str,
        "Persistent state of the container (a named volume); MooseFS DATA_PATH is its mfs/ folder.", "all")
