@@ -17,6 +17,7 @@ ACTIVITY_MODULES = (
     "chaosmoose.workload.actions",
     "chaosmoose.faults.probes",
     "chaosmoose.faults.actions",
+    "chaosmoose.monitoring.probes",
 )
 
 __all__ = ["ACTIVITY_MODULES", "__version__", "discover", "docker_client"]

@@ -64,7 +64,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("chaosmoose_run_id", "CHAOSMOOSE_RUN_ID", None,
                 "Identifier of this run (default: generated once per process)."),
         Setting("prometheus_url", "CHAOSMOOSE_PROMETHEUS_URL", "http://127.0.0.1:9090",
-                "Prometheus base URL (reports; not used by issue-4 activities)."),
+                "Prometheus base URL (chaosmoose.monitoring probes)."),
     )
 }
 

@@ -17,7 +17,7 @@ TOKEN = "t0ken"
 class NoProbe(ClusterProbe):
     def read(self, leader):  # type: ignore[override]
         return {"chunkservers": [{"address": "10.0.0.5:9422", "id": 1, "labels": "A", "chunks": 3,
-                                  "used_bytes": 10, "total_bytes": 100}],
+                                  "used_bytes": 25874712345, "total_bytes": 100}],
                 "chunks": {"missing": 0, "endangered": 0, "undergoal": 1, "stable": 2, "overgoal": 0,
                            "pending_deletion": 0}}
 
@@ -97,7 +97,10 @@ def test_status_cluster_metrics(port: int) -> None:
     for line in ("mooseng_master_is_leader 1", "mooseng_lease_epoch 1", "mooseng_raft_term 3",
                  'mooseng_daemon_up{daemon="mfsmaster"} 1', 'mooseng_chunks{state="undergoal"} 1',
                  'mooseng_chunkserver_disk_total_bytes{chunkserver="10.0.0.5:9422"} 100',
-                 "mooseng_promotion_duration_seconds 1.5", "mooseng_metadata_version 77"):
+                 "mooseng_promotion_duration_seconds 1.5", "mooseng_metadata_version 77",
+                 "mooseng_chunkservers_connected 1",
+                 # full precision: %g once rounded byte counts to 6 digits
+                 'mooseng_chunkserver_disk_used_bytes{chunkserver="10.0.0.5:9422"} 25874712345'):
         assert line in text.splitlines(), line
 
 

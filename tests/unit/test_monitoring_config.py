@@ -1,0 +1,77 @@
+"""monitoring/ agrees with the code and the compose file (no Docker needed).
+
+promtool itself checks the syntax and runs the rule tests when the Prometheus image is
+built (and tests/cluster/test_40_monitoring.py runs them in the live container).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from mooseng import settings
+
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "monitoring"
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def scrape_targets() -> dict[str, set[str]]:
+    config = load(MONITORING / "prometheus.yml")
+    return {job["job_name"]: {t for sc in job["static_configs"] for t in sc["targets"]}
+            for job in config["scrape_configs"]}
+
+
+def alert_rules() -> list[dict]:
+    return [rule for group in load(MONITORING / "rules" / "mooseng.yml")["groups"]
+            for rule in group["rules"]]
+
+
+def test_every_compose_service_is_scraped_on_its_metrics_port():
+    services = load(REPO / "docker-compose.yml")["services"]
+    targets = scrape_targets()
+    api = settings.SETTINGS["MOOSENG_API_PORT"].default
+    exporter = settings.SETTINGS["MOOSENG_EXPORTER_PORT"].default
+    masters = {s for s, spec in services.items() if spec.get("command") == ["master"]}
+    chunkservers = {s for s, spec in services.items() if spec.get("command") == ["chunkserver"]}
+    clients = {s for s, spec in services.items() if spec.get("command") == ["client"]}
+    assert len(masters) == len(chunkservers) == len(clients) == 3
+    assert targets["mooseng-master"] == {f"{s}:{api}" for s in masters}
+    assert targets["mooseng-chunkserver"] == {f"{s}:{exporter}" for s in chunkservers}
+    assert targets["mooseng-client"] == {f"{s}:{exporter}" for s in clients}
+
+
+def test_prometheus_is_published_on_loopback_only():
+    ports = load(REPO / "docker-compose.yml")["services"]["prometheus"]["ports"]
+    assert ports and all(p.startswith("127.0.0.1:") for p in ports)
+
+
+def test_every_alert_has_severity_summary_and_a_rule_test_that_fires_it():
+    tests = load(MONITORING / "tests" / "rules_test.yml")["tests"]
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"]
+             if case["exp_alerts"]}
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert rule["alert"] in fired, f"{rule['alert']} has no promtool test that fires it"
+
+
+def exported_metric_names() -> set[str]:
+    source = "".join(p.read_text() for p in (REPO / "mooseng" / "api.py",
+                                              REPO / "mooseng" / "exporter.py"))
+    return set(re.findall(r'"(mooseng_[a-z_]+)"', source))
+
+
+def test_rules_and_consoles_use_only_metrics_the_code_exports():
+    exported = exported_metric_names()
+    assert "mooseng_master_is_leader" in exported and "mooseng_client_mount_up" in exported
+    texts = [(MONITORING / "rules" / "mooseng.yml").read_text()]
+    texts += [p.read_text() for p in (MONITORING / "consoles").glob("*.html")]
+    used = set(re.findall(r"\b(mooseng_[a-z_]+)", "\n".join(texts)))
+    assert used, "no mooseng_ metric found in rules and consoles"
+    assert used <= exported, f"not exported by any collector: {sorted(used - exported)}"
