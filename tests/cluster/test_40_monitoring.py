@@ -1,0 +1,101 @@
+"""Monitoring on the real cluster: Prometheus scrapes every agent and exporter, its figures
+match the containers, the consoles render, and an alert fires on a real fault and clears."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from chaosmoose.monitoring import probes
+from tests.cluster.conftest import CHUNKSERVERS, CLIENTS, MASTERS, PROMETHEUS, wait_for
+
+pytestmark = pytest.mark.cluster
+
+CONFIG = {"prometheus_url": PROMETHEUS}
+
+
+def query(promql: str) -> dict[str, float]:
+    """{node label: value} of an instant query."""
+    return {s["labels"].get("node", ""): s["value"]
+            for s in probes.prometheus_query(promql, configuration=CONFIG)}
+
+
+def test_every_agent_and_exporter_is_scraped(cluster):
+    for job, nodes in (("mooseng-master", MASTERS), ("mooseng-chunkserver", CHUNKSERVERS),
+                       ("mooseng-client", CLIENTS)):
+        result = wait_for(f"all {job} targets up", lambda job=job, nodes=nodes: probes.targets_up(
+            job, raise_on_down=False, configuration=CONFIG)["up"] == sorted(nodes), timeout=30)
+        assert result
+
+
+def test_prometheus_sees_the_leader_the_agents_report(cluster):
+    leader = wait_for("one leader", cluster.leader, timeout=30)
+    wait_for("Prometheus to see exactly one leader",
+             lambda: query("mooseng_master_is_leader == 1") == {leader: 1.0}, timeout=20)
+    assert query("sum(mooseng_raft_has_quorum)")[""] == 3
+    assert query("max(mooseng_chunkservers_connected)")[""] == len(CHUNKSERVERS)
+
+
+def test_exporter_figures_match_the_containers(cluster):
+    # Tier size: Prometheus against df inside the chunkserver.
+    sizes = query('mooseng_chunkserver_folder_size_bytes{tier="fast"}')
+    for node in CHUNKSERVERS:
+        df = cluster.sh(node, "df -B1 --output=size /var/lib/mooseng/tiers/fast | tail -1").out
+        assert sizes[node] == int(df.strip()), node
+    # Chunk files: Prometheus against find (the exporter caches counts for 15 s and
+    # replication may move chunks, so allow a little drift).
+    counts = query('sum by (node) (mooseng_chunkserver_chunk_files)')
+    for node in CHUNKSERVERS:
+        found = int(cluster.sh(node, "find /var/lib/mooseng/tiers -name 'chunk_*.mfs' | wc -l").out)
+        assert found > 0 and abs(counts[node] - found) <= max(5, found // 10), (node, counts[node], found)
+    # Client FUSE writes: the counter grows when client-2 writes.
+    before = query('mooseng_client_fuse_operations_total{op="write",node="client-2"}')["client-2"]
+    cluster.sh("client-2", "mkdir -p /mnt/client-2/monitoring && for i in $(seq 1 20); do "
+               "head -c 4096 /dev/urandom > /mnt/client-2/monitoring/f$i; done")
+    wait_for("client-2's write counter to grow by 20", lambda: query(
+        'mooseng_client_fuse_operations_total{op="write",node="client-2"}')["client-2"] >= before + 20,
+        timeout=20)
+    assert set(query("mooseng_client_mount_up == 1")) == set(CLIENTS)
+
+
+def test_rule_tests_pass_in_the_running_prometheus(cluster):
+    result = cluster.sh("prometheus", "cd /etc/prometheus/tests && promtool test rules *.yml")
+    assert "SUCCESS" in result.out
+
+
+def test_consoles_render_live_values(cluster):
+    leader = wait_for("one leader", cluster.leader, timeout=30)
+    page = requests.get(f"{PROMETHEUS}/consoles/mooseng.html", timeout=10)
+    assert page.status_code == 200, page.text[:500]
+    text = page.text
+    assert "error executing template" not in text
+    assert f"Leader now: <b>{leader}" in text
+    for node in (*MASTERS, *CHUNKSERVERS, *CLIENTS):
+        assert f"<td>{node}</td>" in text, node
+    alerts_page = requests.get(f"{PROMETHEUS}/consoles/mooseng-alerts.html", timeout=10)
+    assert alerts_page.status_code == 200 and "<table>" in alerts_page.text
+
+
+def test_stopping_a_chunkserver_fires_its_alert_and_restarting_clears_it(cluster):
+    probes.no_alert_firing(ignore=["MooseNGChunksUndergoal", "MooseNGChunksMissing"],
+                           configuration=CONFIG)
+    victim = "chunkserver-3"
+    began = time.monotonic()
+    cluster.container(victim).stop(timeout=10)
+    try:
+        fired = probes.wait_for_alert("MooseNGChunkserverDown", "firing", node=victim, timeout=60,
+                                      configuration=CONFIG)
+        assert fired["ok"]
+        # Only the victim's alert: the other chunkservers stay quiet.
+        down = {a["labels"].get("node") for a in probes.alerts(configuration=CONFIG)
+                if a["name"] == "MooseNGChunkserverDown"}
+        assert down == {victim}
+        print(f"MooseNGChunkserverDown fired {time.monotonic() - began:.1f} s after the stop")
+    finally:
+        cluster.container(victim).start()
+    cluster.wait_healthy([victim], timeout=120)
+    cleared = probes.wait_for_alert("MooseNGChunkserverDown", "resolved", node=victim, timeout=60,
+                                    configuration=CONFIG)
+    assert cleared["ok"]
