@@ -18,6 +18,8 @@ ACTIVITY_MODULES = (
     "chaosmoose.faults.probes",
     "chaosmoose.faults.actions",
     "chaosmoose.monitoring.probes",
+    "chaosmoose.chunkserver.probes",
+    "chaosmoose.chunkserver.actions",
 )
 
 __all__ = ["ACTIVITY_MODULES", "__version__", "discover", "docker_client"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import tarfile
+import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -97,3 +100,19 @@ def exec_in(container: Any, cmd: list[str], detach: bool = False) -> tuple[int, 
     code = result.exit_code if result.exit_code is not None else -1
     out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
     return code, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
+
+
+def put_file(container: Any, directory: str, name: str, data: bytes, what: str) -> None:
+    """Copy ``data`` into ``container`` as ``directory/name`` (``name`` may hold one folder)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = name.rpartition("/")[0]
+        if folder:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            tar.addfile(info)
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    if not container.put_archive(directory, buffer.getvalue()):
+        raise ActivityFailed(f"cannot copy {what} into {container.name}")

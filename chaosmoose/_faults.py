@@ -84,6 +84,27 @@ def _stop_runner(fault: dict[str, Any]) -> str:
     return _clients.stop_runner(container, fault["state_dir"])
 
 
+CORRUPTION_UNDONE = {"written": "restored the original bytes", "already": "already intact",
+                     "gone": "copy gone (MooseFS removed the damaged copy)",
+                     "changed": "copy rewritten since (MooseFS replaced it)"}
+
+
+@undoer("chunk.corrupt")
+def _uncorrupt(fault: dict[str, Any]) -> str:
+    """Write the original bytes back into the chunk file if it still holds the corruption."""
+    from chaosmoose.chunkserver import _chunks
+
+    container = _container(fault)
+    state = _docker.container_state(container)
+    if state != "running":
+        raise ActivityFailed(f"chunkserver container is {state}; start it to undo the corruption")
+    result = _chunks.tool(container, ["swap", "--file", fault["file"], "--offset",
+                                      str(fault["offset"]), "--expect", fault["corrupted"],
+                                      "--data", fault["original"]],
+                          f"restoring {fault['file']}")
+    return CORRUPTION_UNDONE[result["how"]]
+
+
 def undo(ledger: Ledger, fault: dict[str, Any]) -> str:
     """Undo one fault and mark it undone; on failure record why and raise ``ActivityFailed``."""
     func = UNDO.get(fault["kind"])

@@ -51,6 +51,9 @@ SETTINGS: dict[str, Setting] = {
                 "Master agents' HTTP APIs as name=url pairs; names are compose service names."),
         Setting("mooseng_clients", "CHAOSMOOSE_CLIENTS", "client-1,client-2,client-3",
                 "Client services (compose service names) that run the workload."),
+        Setting("mooseng_chunkservers", "CHAOSMOOSE_CHUNKSERVERS",
+                "chunkserver-1,chunkserver-2,chunkserver-3",
+                "Chunkserver services (compose service names) that chunkserver faults target."),
         Setting("mooseng_mount_root", "CHAOSMOOSE_MOUNT_ROOT", "/mnt",
                 "Each client mounts MooseFS at <mount root>/<service name>."),
         Setting("docker_project", "COMPOSE_PROJECT_NAME", "mooseng",
@@ -239,6 +242,12 @@ def masters(configuration: Configuration = None, secrets: Secrets = None) -> dic
 def clients(configuration: Configuration = None, secrets: Secrets = None) -> list[str]:
     """The configured client services."""
     return parse_name_list("mooseng_clients", raw("mooseng_clients", configuration, secrets))
+
+
+def chunkservers(configuration: Configuration = None, secrets: Secrets = None) -> list[str]:
+    """The configured chunkserver services."""
+    return parse_name_list("mooseng_chunkservers",
+                           raw("mooseng_chunkservers", configuration, secrets))
 
 
 def mount_point(client: str, configuration: Configuration = None,

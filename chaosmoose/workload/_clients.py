@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,22 +28,8 @@ def ship_runner(container: Any) -> None:
     The runner then matches the host's chaosmoose exactly, whatever version the image has.
     Done before every command (a few milliseconds): a restarted container may have lost it.
     """
-    source = Path(runner_module.__file__).read_bytes()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data, mode in (("chaosmoose", None, 0o755), ("chaosmoose/runner.py", source,
-                                                                0o644)):
-            info = tarfile.TarInfo(name)
-            info.mtime = int(time.time())
-            info.mode = mode
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    if not container.put_archive("/tmp", buffer.getvalue()):
-        raise ActivityFailed(f"cannot copy the workload runner into {container.name}")
+    _docker.put_file(container, "/tmp", "chaosmoose/runner.py",
+                     Path(runner_module.__file__).read_bytes(), "the workload runner")
 
 
 def runner_json(container: Any, args: list[str], what: str) -> dict[str, Any]:
