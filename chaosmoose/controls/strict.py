@@ -18,9 +18,15 @@ Declare it in an experiment::
     "controls": [{"name": "chaosmoose-strict",
                   "provider": {"type": "python", "module": "chaosmoose.controls.strict"}}]
 
+After the experiment, if Chaos Toolkit played no rollback (its default strategy skips them
+when the run's status is ``failed``), it undoes the run's open faults from the ledger and
+lists them under ``journal["chaosmoose"]["strict"]["healed"]``; set
+``heal_on_skipped_rollbacks`` to false to keep faults in place for inspection.
+
 Arguments (all optional, booleans): ``fail_on_missed_steady_state``,
 ``fail_on_failed_activity``, ``fail_on_failed_rollback``, ``preflight``,
-``refuse_open_faults``, ``require_masters_reachable`` (all default true).
+``refuse_open_faults``, ``require_masters_reachable``, ``heal_on_skipped_rollbacks`` (all
+default true).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from chaoslib import substitute
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
-from chaosmoose import _settings
+from chaosmoose import _faults, _settings
 from chaosmoose._http import Reply, get_all
 from chaosmoose.ledger import Ledger
 
@@ -41,6 +47,7 @@ logger = logging.getLogger("chaostoolkit")
 __all__ = [
     "after_experiment_control",
     "before_experiment_control",
+    "heal_skipped_rollbacks",
     "preflight_problems",
     "violations",
 ]
@@ -150,17 +157,45 @@ def violations(journal: Journal, fail_on_missed_steady_state: bool = True,
     return found
 
 
+def heal_skipped_rollbacks(state: Journal, configuration: Configuration = None,
+                           secrets: Secrets = None) -> list[dict[str, Any]]:
+    """Undo this run's open faults when Chaos Toolkit played no rollback.
+
+    With its default strategy Chaos Toolkit skips the rollbacks of a run whose status is
+    ``failed`` (for instance a probe of the steady state after the method raised), which
+    would leave a killed chunkserver down or a corrupted chunk in place. The ledger knows
+    what this run did, so heal it here. Returns one result per fault (empty when the
+    rollbacks ran or nothing is open).
+    """
+    if state.get("rollbacks"):
+        return []
+    ledger = Ledger(_settings.run_dir(configuration, secrets))
+    run = _settings.run_id(configuration, secrets)
+    if not ledger.open_faults(run=run):
+        return []
+    logger.warning("strict mode: no rollback was played (status %s); undoing this run's open "
+                   "faults from the ledger", state.get("status"))
+    return _faults.undo_open(ledger, run=run)
+
+
 def after_experiment_control(context: Experiment, state: Journal,
                              configuration: Configuration = None, secrets: Secrets = None,
                              fail_on_missed_steady_state: bool = True,
                              fail_on_failed_activity: bool = True,
                              fail_on_failed_rollback: bool = True,
+                             heal_on_skipped_rollbacks: bool = True,
                              **_flags: Any) -> None:
-    """Mark the journal failed when strict mode finds a violation (``chaos run`` exits 1)."""
+    """Mark the journal failed when strict mode finds a violation (``chaos run`` exits 1);
+    undo the run's faults if no rollback was played."""
+    healed: list[dict[str, Any]] = []
+    if _flag("heal_on_skipped_rollbacks", heal_on_skipped_rollbacks):
+        healed = heal_skipped_rollbacks(state, configuration, secrets)
     found = violations(state, _flag("fail_on_missed_steady_state", fail_on_missed_steady_state),
                        _flag("fail_on_failed_activity", fail_on_failed_activity),
                        _flag("fail_on_failed_rollback", fail_on_failed_rollback))
-    state.setdefault("chaosmoose", {})["strict"] = {"violations": found}
+    found += [f"could not undo {h['kind']} on {h['service']}: {h['error']}" for h in healed
+              if not h["undone"]]
+    state.setdefault("chaosmoose", {})["strict"] = {"violations": found, "healed": healed}
     if not found:
         return
     for item in found:

@@ -89,7 +89,8 @@ def variant(tmp_path: Path, name: str, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause"])
+@pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause",
+                                  "chunkserver-loss", "chunk-corruption"])
 def test_experiment_passes(name, run_dir, cluster):
     code, journal, wall, tail = chaos_run(EXPERIMENTS / f"{name}.json", run_dir)
     # Wall time is reported, not asserted: timings are measured by `make experiment` and the
@@ -114,6 +115,23 @@ def test_experiment_passes(name, run_dir, cluster):
         watch = next(r for r in journal["run"] if r["activity"]["name"].startswith("watch"))
         assert watch["output"]["second_leader_served"] is False
         assert watch["output"]["rounds"] > 20
+    runs = {r["activity"]["name"]: r for r in journal["run"]}
+    if name == "chunkserver-loss":
+        killed = runs["kill-a-chunkserver"]["output"]["chunkserver"]
+        assert runs["monitoring-fires-chunkserver-down"]["output"]["ok"] is True
+        assert runs["restart-the-chunkserver"]["output"] == [
+            {"chunkserver": killed, "kind": "container.kill", "how": "started"}]
+        print(f"chunkserver-loss: MooseNGChunkserverDown fired "
+              f"{runs['monitoring-fires-chunkserver-down']['output']['waited_s']} s after the kill")
+    if name == "chunk-corruption":
+        hit = runs["corrupt-one-copy"]["output"]
+        seen = runs["damage-detected-and-never-served"]["output"]
+        assert seen["ok"] is True and seen["crc_errors"] >= 1 and seen["reads"] >= 6
+        assert seen["detected"][hit["chunk"]] in ("marked invalid", "copy removed") or \
+            seen["detected"][hit["chunk"]].startswith("copy rewritten")
+        assert runs["goal-restored"]["output"]["ok"] is True
+        print(f"chunk-corruption: {hit['chunkserver']}'s copy of {hit['chunk']} "
+              f"{seen['detected'][hit['chunk']]} after {seen['waited_s']} s")
 
 
 def test_impossible_steady_state_fails_under_strict_mode(run_dir, cluster):

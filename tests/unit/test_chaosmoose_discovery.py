@@ -59,7 +59,8 @@ def test_every_public_function_is_exported_and_annotated(module):
         assert first_line.endswith("."), name
 
 
-@pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause"])
+@pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause",
+                                  "chunkserver-loss", "chunk-corruption"])
 def test_experiments_are_valid_and_strict(name):
     experiment = json.loads((REPO / "experiments" / f"{name}.json").read_text())
     ensure_experiment_is_valid(experiment)

@@ -121,3 +121,35 @@ def test_violations_read_the_journal():
     assert journal["status"] == "failed"
     assert strict.violations(journal, fail_on_missed_steady_state=False,
                              fail_on_failed_activity=False) == []
+
+
+def test_skipped_rollbacks_are_healed_from_the_ledger(tmp_path):
+    from chaosmoose import _faults
+
+    healed_targets = []
+
+    @_faults.undoer("test.marker")
+    def _undo(fault):
+        healed_targets.append(fault["target"]["service"])
+        return "healed"
+
+    config = {"chaosmoose_run_dir": str(tmp_path / "run"), "chaosmoose_run_id": "run-a"}
+    ledger = Ledger(tmp_path / "run")
+    ledger.open("test.marker", {"service": "chunkserver-3"}, "run-a")
+    ledger.open("test.marker", {"service": "chunkserver-1"}, "run-b")  # another run: untouched
+    # Rollbacks were played: nothing to do.
+    assert strict.heal_skipped_rollbacks({"status": "completed", "rollbacks": [{"status": "x"}]},
+                                         config) == []
+    assert healed_targets == []
+    # No rollback played (status failed): this run's open fault is undone.
+    state = {"status": "failed", "rollbacks": [], "deviated": True, "run": [],
+             "steady_states": {}}
+    strict.after_experiment_control({}, state, config)
+    assert healed_targets == ["chunkserver-3"]
+    assert [h["how"] for h in state["chaosmoose"]["strict"]["healed"]] == ["healed"]
+    assert [f["target"]["service"] for f in ledger.open_faults()] == ["chunkserver-1"]
+    # Turned off: faults stay for inspection.
+    ledger.open("test.marker", {"service": "chunkserver-2"}, "run-a")
+    strict.after_experiment_control({}, {"status": "failed", "run": [], "steady_states": {}},
+                                    config, heal_on_skipped_rollbacks=False)
+    assert healed_targets == ["chunkserver-3"]
