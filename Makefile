@@ -10,6 +10,7 @@ VBIN := $(VENV)/bin
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 IMAGE ?= mooseng:latest
 PROMETHEUS_IMAGE ?= mooseng-prometheus:latest
+LOGS_IMAGE ?= mooseng-logs:latest
 BASE_IMAGE ?= debian:bookworm-slim
 PYSYNCOBJ ?= pysyncobj==0.3.17
 export BASE_IMAGE
@@ -56,6 +57,10 @@ images: base-image wheels
 	@start=$$(date +%s); \
 	docker build -q -t $(PROMETHEUS_IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/prometheus/Dockerfile monitoring >/dev/null \
 	  && echo "==> $(PROMETHEUS_IMAGE) ready in $$(( $$(date +%s) - start ))s"
+	@echo "==> building $(LOGS_IMAGE) (rsyslogd checks its configuration)"
+	@start=$$(date +%s); \
+	docker build -q -t $(LOGS_IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/logs/Dockerfile monitoring >/dev/null \
+	  && echo "==> $(LOGS_IMAGE) ready in $$(( $$(date +%s) - start ))s"
 
 # --- cluster ---------------------------------------------------------------------------
 up: env images
@@ -69,7 +74,7 @@ down:
 
 clean:
 	-$(COMPOSE) down --volumes --remove-orphans --rmi local
-	-docker image rm $(IMAGE) $(PROMETHEUS_IMAGE) 2>/dev/null
+	-docker image rm $(IMAGE) $(PROMETHEUS_IMAGE) $(LOGS_IMAGE) 2>/dev/null
 	-@if docker image inspect $(BASE_IMAGE) --format '{{index .Config.Labels "org.mooseng.base-image"}}' 2>/dev/null | grep -q true; then \
 	  docker image rm $(BASE_IMAGE); fi
 	rm -rf build

@@ -20,6 +20,7 @@ ACTIVITY_MODULES = (
     "chaosmoose.monitoring.probes",
     "chaosmoose.chunkserver.probes",
     "chaosmoose.chunkserver.actions",
+    "chaosmoose.logs.probes",
 )
 
 __all__ = ["ACTIVITY_MODULES", "__version__", "discover", "docker_client"]

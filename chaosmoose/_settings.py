@@ -66,6 +66,8 @@ SETTINGS: dict[str, Setting] = {
                 "Directory of the fault ledger and workload histories (relative to the cwd)."),
         Setting("chaosmoose_run_id", "CHAOSMOOSE_RUN_ID", None,
                 "Identifier of this run (default: generated once per process)."),
+        Setting("logs_service", "CHAOSMOOSE_LOGS_SERVICE", "logs",
+                "Compose service of the central log collector (chaosmoose logs, log probes)."),
         Setting("prometheus_url", "CHAOSMOOSE_PROMETHEUS_URL", "http://127.0.0.1:9090",
                 "Prometheus base URL (chaosmoose.monitoring probes)."),
     )

@@ -1,4 +1,5 @@
-"""The ``chaosmoose`` command: ``cleanup`` undoes every open fault in the ledger.
+"""The ``chaosmoose`` command: ``cleanup`` undoes every open fault in the ledger; ``logs``
+prints the lab's collected log lines of a time window.
 
 Exit codes of ``chaosmoose cleanup``: 0 when nothing is left open (including when there
 was nothing to do), 1 when a fault could not be undone (it stays open; run again), 2 on
@@ -66,6 +67,21 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print collected log lines of a time window (oldest first)."""
+    from chaosmoose.logs._collector import read_window
+
+    lines = read_window(args.since, args.until, args.service or None, args.grep, args.limit)
+    for line in lines:
+        if args.json:
+            print(json.dumps(line.as_dict(), sort_keys=True))
+        else:
+            print(f"{line.time} {line.service:<14} {line.message}")
+    if not lines:
+        print("no line matched", file=sys.stderr)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Print the settings table (Markdown)."""
     from chaosmoose import _settings
@@ -92,6 +108,16 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--dry-run", action="store_true", help="only say what would be done")
         else:
             s.add_argument("--open", action="store_true", help="only faults still open")
+    s = sub.add_parser("logs", help="collected log lines of every service, by time window")
+    s.add_argument("--since", default="10m",
+                   help="ISO 8601 time, Unix timestamp or relative 90s/5m/2h (default 10m)")
+    s.add_argument("--until", default=None, help="same forms as --since (default: now)")
+    s.add_argument("--service", action="append", default=[],
+                   help="compose service, e.g. master-1; repeatable (default: all)")
+    s.add_argument("--grep", default=None, help="regular expression on the message")
+    s.add_argument("--limit", type=int, default=1000, help="newest N lines (default 1000)")
+    s.add_argument("--json", action="store_true", help="JSON lines")
+    s.set_defaults(func=cmd_logs)
     s = sub.add_parser("settings", help="print the settings table")
     s.set_defaults(func=cmd_settings)
     return p

@@ -25,7 +25,7 @@ MASTERS = {"master-1": "http://127.0.0.1:9431", "master-2": "http://127.0.0.1:94
            "master-3": "http://127.0.0.1:9433"}
 CHUNKSERVERS = ("chunkserver-1", "chunkserver-2", "chunkserver-3")
 CLIENTS = ("client-1", "client-2", "client-3")
-MONITORING = ("prometheus",)
+MONITORING = ("prometheus", "logs")
 PROMETHEUS = "http://127.0.0.1:9090"
 SERVICES = (*MASTERS, *CHUNKSERVERS, *CLIENTS, *MONITORING)
 

@@ -75,3 +75,19 @@ def test_rules_and_consoles_use_only_metrics_the_code_exports():
     used = set(re.findall(r"\b(mooseng_[a-z_]+)", "\n".join(texts)))
     assert used, "no mooseng_ metric found in rules and consoles"
     assert used <= exported, f"not exported by any collector: {sorted(used - exported)}"
+
+
+def test_every_service_but_the_collector_logs_to_it_on_its_port():
+    services = load(REPO / "docker-compose.yml")["services"]
+    conf = (MONITORING / "logs" / "rsyslog.conf").read_text()
+    port = re.search(r'input\(type="imudp" port="(\d+)"', conf).group(1)
+    assert any(p.startswith("127.0.0.1:") and p.endswith(f":{port}/udp")
+               for p in services["logs"]["ports"])
+    for name, spec in services.items():
+        if name == "logs":
+            assert spec["logging"]["driver"] == "json-file"
+            continue
+        options = spec["logging"]["options"]
+        assert spec["logging"]["driver"] == "syslog", name
+        assert options["syslog-address"] == f"udp://127.0.0.1:${{MOOSENG_LOGS_PORT:-{port}}}", name
+        assert options["syslog-format"] == "rfc5424micro", name
