@@ -34,8 +34,12 @@ def test_prometheus_sees_the_leader_the_agents_report(cluster):
     leader = wait_for("one leader", cluster.leader, timeout=30)
     wait_for("Prometheus to see exactly one leader",
              lambda: query("mooseng_master_is_leader == 1") == {leader: 1.0}, timeout=20)
-    assert query("sum(mooseng_raft_has_quorum)")[""] == 3
-    assert query("max(mooseng_chunkservers_connected)")[""] == len(CHUNKSERVERS)
+    wait_for("every master to report a Raft quorum",
+             lambda: query("sum(mooseng_raft_has_quorum)")[""] == 3, timeout=20)
+    # After a leader change (the experiments before make several) chunkservers take up to
+    # a minute to register with the new leader.
+    wait_for("the leader to report every chunkserver", lambda: query(
+        "max(mooseng_chunkservers_connected)")[""] == len(CHUNKSERVERS), timeout=90)
 
 
 def test_exporter_figures_match_the_containers(cluster):
