@@ -1,5 +1,6 @@
 """The ``chaosmoose`` command: ``cleanup`` undoes every open fault in the ledger; ``logs``
-prints the lab's collected log lines of a time window.
+prints the lab's collected log lines of a time window; ``report`` turns experiment runs into
+Markdown and HTML.
 
 Exit codes of ``chaosmoose cleanup``: 0 when nothing is left open (including when there
 was nothing to do), 1 when a fault could not be undone (it stays open; run again), 2 on
@@ -82,6 +83,30 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.md and report.html for each run directory."""
+    from chaosmoose.logs._collector import read_window
+    from chaosmoose.monitoring._prometheus import range_query
+    from chaosmoose.report import collect, render
+
+    for path in args.run:
+        run = collect.load_run(Path(path))
+        if not args.offline:
+            collect.add_series(run, range_query)
+            collect.add_logs(run, read_window, args.log_pattern or collect.LOG_PATTERN)
+        out = Path(args.out) if args.out else run.path
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(render.markdown(run))
+        (out / "report.html").write_text(render.html_page(run))
+        print(f"{out / 'report.html'}: {render.verdict(run)}, {len(run.events)} timeline events, "
+              f"{sum(len(s['points']) for s in run.series)} Prometheus points, "
+              f"{len(run.logs)} log lines")
+        for problem in (run.series_error, run.logs_error):
+            if problem:
+                print(f"  note: {problem}", file=sys.stderr)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Print the settings table (Markdown)."""
     from chaosmoose import _settings
@@ -118,6 +143,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=1000, help="newest N lines (default 1000)")
     s.add_argument("--json", action="store_true", help="JSON lines")
     s.set_defaults(func=cmd_logs)
+    s = sub.add_parser("report", help="Markdown + HTML report of experiment runs")
+    s.add_argument("run", nargs="+", help="run directory (with journal.json) or a journal file")
+    s.add_argument("--out", default=None, help="output directory (default: the run directory)")
+    s.add_argument("--offline", action="store_true",
+                   help="do not query Prometheus or the log collector")
+    s.add_argument("--log-pattern", default=None, help="regular expression of log lines to show")
+    s.set_defaults(func=cmd_report)
     s = sub.add_parser("settings", help="print the settings table")
     s.set_defaults(func=cmd_settings)
     return p

@@ -86,3 +86,17 @@ def active_alerts(configuration: Configuration = None, secrets: Secrets = None) 
     return [{"name": a["labels"].get("alertname"), "state": a.get("state"),
              "labels": a.get("labels", {}), "active_at": a.get("activeAt")}
             for a in data.get("alerts", [])]
+
+
+def range_query(query: str, start: float, end: float, step: float,
+                configuration: Configuration = None, secrets: Secrets = None) -> list[tuple[float, float]]:
+    """Points ``(unix time, value)`` of a single-series ``query`` over [start, end]
+    (the first series if there are several; empty if none)."""
+    data = api_get("query_range", {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                   "step": f"{step:.3f}"}, configuration, secrets)
+    if data.get("resultType") != "matrix":
+        raise PrometheusError(f"range query {query!r} gave a {data.get('resultType')} result")
+    result = data.get("result") or []
+    if not result:
+        return []
+    return [(float(t), float(v)) for t, v in result[0].get("values", [])]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -123,6 +124,21 @@ def test_experiment_passes(name, run_dir, cluster):
             {"chunkserver": killed, "kind": "container.kill", "how": "started"}]
         print(f"chunkserver-loss: MooseNGChunkserverDown fired "
               f"{runs['monitoring-fires-chunkserver-down']['output']['waited_s']} s after the kill")
+        # The report of this run, with the live Prometheus and log collector.
+        done = subprocess.run([str(BIN / "chaosmoose"), "report", str(run_dir)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0 and "note:" not in done.stderr, done.stderr
+        md = (run_dir / "report.md").read_text()
+        assert "**PASSED**" in md and "- lost (RPO): 0" in md
+        # Prometheus saw the alert fire and a chunkserver fewer registered during the run.
+        alerts = re.search(r"- alerts firing \(.*\): min (\S+), max (\S+)", md)
+        assert alerts and float(alerts.group(2)) >= 1, md
+        registered = re.search(r"- chunkservers registered with the leader \(.*\): min (\S+), "
+                               r"max (\S+)", md)
+        assert registered and float(registered.group(1)) < 3 <= float(registered.group(2)), md
+        assert f"fault container.kill on {killed} opened" in md
+        html_page = (run_dir / "report.html").read_text()
+        assert html_page.count("<polyline") >= 5
     if name == "chunk-corruption":
         hit = runs["corrupt-one-copy"]["output"]
         seen = runs["damage-detected-and-never-served"]["output"]
