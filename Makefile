@@ -104,6 +104,7 @@ experiment: venv
 	  --journal-path $$run/journal.json experiments/$(EXP).json; code=$$?; \
 	echo "==> exit $$code after $$(( $$(date +%s) - start ))s; journal: $$run/journal.json"; \
 	if [ -f $$run/workload/*/check.json ]; then echo "==> checker: $$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print({k: r.get(k) for k in ("valid","acknowledged","intact","lost","corrupt")}, "longest unavailability", r.get("unavailability",{}).get("longest_s"), "s")' $$run/workload/*/check.json)"; fi; \
+	[ -f $$run/journal.json ] && echo "==> report: $$($(VBIN)/chaosmoose report $$run)"; \
 	exit $$code
 
 # --- tests -----------------------------------------------------------------------------
