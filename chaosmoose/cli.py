@@ -1,6 +1,9 @@
 """The ``chaosmoose`` command: ``cleanup`` undoes every open fault in the ledger; ``logs``
 prints the lab's collected log lines of a time window; ``report`` turns experiment runs into
-Markdown and HTML.
+Markdown and HTML; ``gameday`` runs a plan of experiments as one session.
+
+Exit codes of ``chaosmoose gameday run``: 0 when every run passed, 1 when one did not,
+130 when halted by Ctrl-C (after undoing every fault), 2 on a malformed plan.
 
 Exit codes of ``chaosmoose cleanup``: 0 when nothing is left open (including when there
 was nothing to do), 1 when a fault could not be undone (it stays open; run again), 2 on
@@ -107,6 +110,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gameday(args: argparse.Namespace) -> int:
+    """Run a game-day plan, or add an observer note to a running session."""
+    from chaosmoose.gameday import report, session
+    from chaosmoose.gameday.plan import load_plan
+
+    if args.gameday_command == "note":
+        where = Path(args.session) if args.session else _newest_session(Path(args.runs_dir))
+        print(session.add_note(where, " ".join(args.text)))
+        return 0
+    plan = load_plan(Path(args.plan))
+    game = session.Session(plan, Path(args.runs_dir), session.chaos_binary(), args.offline)
+    results = game.run()
+    session.write_summary(game)
+    (game.dir / "gameday.md").write_text(report.markdown(game))
+    (game.dir / "gameday.html").write_text(report.html_page(game))
+    from chaosmoose.gameday.score import session_score
+
+    print(f"==> score {session_score([r.score for r in results])} / 100; "
+          f"report {game.dir / 'gameday.html'}")
+    if game.halted:
+        return 130
+    return 0 if results and all(r.verdict == "PASSED" for r in results) else 1
+
+
+def _newest_session(root: Path) -> Path:
+    from chaoslib.exceptions import ActivityFailed
+
+    sessions = sorted(root.glob("gameday-*"))
+    if not sessions:
+        raise ActivityFailed(f"no game day session under {root}; start one with "
+                             "`chaosmoose gameday run PLAN`")
+    return sessions[-1]
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Print the settings table (Markdown)."""
     from chaosmoose import _settings
@@ -150,6 +187,18 @@ def parser() -> argparse.ArgumentParser:
                    help="do not query Prometheus or the log collector")
     s.add_argument("--log-pattern", default=None, help="regular expression of log lines to show")
     s.set_defaults(func=cmd_report)
+    s = sub.add_parser("gameday", help="run a plan of experiments as one session")
+    gsub = s.add_subparsers(dest="gameday_command", required=True)
+    g = gsub.add_parser("run", help="run a plan (Ctrl-C halts and undoes every fault)")
+    g.add_argument("plan", help="plan file (YAML or JSON), e.g. experiments/gameday.yaml")
+    g.add_argument("--runs-dir", default="runs", help="where the session folder goes (default runs)")
+    g.add_argument("--offline", action="store_true",
+                   help="reports without Prometheus series and log lines")
+    g = gsub.add_parser("note", help="add a timestamped observer note to a session")
+    g.add_argument("text", nargs="+")
+    g.add_argument("--session", default=None, help="session folder (default: the newest)")
+    g.add_argument("--runs-dir", default="runs")
+    s.set_defaults(func=cmd_gameday)
     s = sub.add_parser("settings", help="print the settings table")
     s.set_defaults(func=cmd_settings)
     return p
