@@ -139,7 +139,7 @@ class Session:
                 if current and current != last_shown:
                     self.say(f"    {time.monotonic() - began:5.1f} s  {current}")
                     last_shown = current
-                if self.halted and time.monotonic() - began > 0 and self._child.poll() is None:
+                if self.halted and self._child.poll() is None:
                     self._wait_or_kill(60)
             code = self._child.returncode
         self._child = None
