@@ -68,6 +68,20 @@ def _activities(experiment: Experiment) -> list[dict]:
             *experiment.get("rollbacks", [])]
 
 
+def _chunkserver_target_problems(activity: dict, chunkservers: list[str],
+                                 configuration: Configuration, secrets: Secrets) -> list[str]:
+    """A chunkserver action's ``target`` (or ``copy``) that names no configured chunkserver."""
+    args = substitute((activity.get("provider") or {}).get("arguments") or {}, configuration,
+                      secrets)
+    problems = []
+    for key, extra in (("target", {"random"}), ("copy", {"random", "first"})):
+        if key in args and args[key] not in set(chunkservers) | extra:
+            problems.append(f"activity {activity.get('name')!r}: {key}={args[key]!r} is not a "
+                            f"configured chunkserver; expected one of "
+                            f"{', '.join(sorted(set(chunkservers) | extra))}")
+    return problems
+
+
 def preflight_problems(experiment: Experiment, configuration: Configuration = None,
                        secrets: Secrets = None, refuse_open_faults: bool = True,
                        require_masters_reachable: bool = True) -> list[str]:
@@ -78,8 +92,14 @@ def preflight_problems(experiment: Experiment, configuration: Configuration = No
     masters = _settings.masters(configuration, secrets)
     from chaosmoose.master._cluster import ROLE_TARGETS
 
+    chunkservers = _settings.chunkservers(configuration, secrets)
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
+        if provider.get("type") == "python" and \
+                str(provider.get("module", "")).startswith("chaosmoose.chunkserver"):
+            problems += _chunkserver_target_problems(activity, chunkservers, configuration,
+                                                     secrets)
+            continue
         if provider.get("type") != "python" or \
                 not str(provider.get("module", "")).startswith("chaosmoose.master"):
             continue

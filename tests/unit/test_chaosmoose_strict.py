@@ -153,3 +153,20 @@ def test_skipped_rollbacks_are_healed_from_the_ledger(tmp_path):
     strict.after_experiment_control({}, {"status": "failed", "run": [], "steady_states": {}},
                                     config, heal_on_skipped_rollbacks=False)
     assert healed_targets == ["chunkserver-3"]
+
+
+def test_preflight_rejects_chunkserver_targets_that_do_not_exist(tmp_path):
+    cfg = {"chaosmoose_run_dir": str(tmp_path / "run")}
+    exp = {"method": [
+        action("k", "chaosmoose.chunkserver.actions", "kill_chunkserver", {"target": "cs-9"}),
+        action("ok", "chaosmoose.chunkserver.actions", "kill_chunkserver", {"target": "random"}),
+        action("c", "chaosmoose.chunkserver.actions", "corrupt_chunk",
+               {"path": "f", "copy": "chunkserver-4"}),
+        action("c2", "chaosmoose.chunkserver.actions", "corrupt_chunk",
+               {"path": "f", "copy": "chunkserver-2"})]}
+    problems = strict.preflight_problems(exp, cfg, require_masters_reachable=False)
+    assert problems == [
+        ("activity 'k': target='cs-9' is not a configured chunkserver; expected one of "
+        "chunkserver-1, chunkserver-2, chunkserver-3, random"),
+        ("activity 'c': copy='chunkserver-4' is not a configured chunkserver; expected one of "
+        "chunkserver-1, chunkserver-2, chunkserver-3, first, random")]
