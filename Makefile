@@ -31,10 +31,9 @@ $(VBIN)/.installed: setup.cfg pyproject.toml
 
 venv: $(VBIN)/.installed
 
-env: .env
-.env:
+# Creates .env, or adds the keys an older .env lacks; never changes an existing value.
+env:
 	@scripts/make-env.sh .env
-	@echo "==> wrote .env with generated secrets (MOOSENG_RAFT_PASSWORD, MOOSENG_API_TOKEN)"
 
 # --- images ----------------------------------------------------------------------------
 # Third-party wheels are fetched on the host (its pip knows this machine's CA setup);

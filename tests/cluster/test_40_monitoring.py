@@ -110,3 +110,17 @@ def test_stopping_a_chunkserver_fires_its_alert_and_restarting_clears_it(cluster
     cleared = probes.wait_for_alert("MooseNGChunkserverDown", "resolved", node=victim, timeout=60,
                                     configuration=CONFIG)
     assert cleared["ok"]
+
+
+def test_every_dashboard_panel_query_works_on_the_live_prometheus(cluster):
+    from tests.unit.test_monitoring_config import dashboard_queries
+
+    queries = dashboard_queries()
+    assert len(queries) >= 10
+    empty = []
+    for title, expr in queries:
+        result = probes.prometheus_query(expr, configuration=CONFIG)  # raises on a bad query
+        if not result:
+            empty.append(title)
+    # Only panels of events that need not have happened may be empty.
+    assert set(empty) <= {"Alerts firing"}, empty

@@ -6,6 +6,7 @@ built (and tests/cluster/test_40_monitoring.py runs them in the live container).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_rules_and_consoles_use_only_metrics_the_code_exports():
     assert "mooseng_master_is_leader" in exported and "mooseng_client_mount_up" in exported
     texts = [(MONITORING / "rules" / "mooseng.yml").read_text()]
     texts += [p.read_text() for p in (MONITORING / "consoles").glob("*.html")]
+    texts += [expr for _, expr in dashboard_queries()]
     used = set(re.findall(r"\b(mooseng_[a-z_]+)", "\n".join(texts)))
     assert used, "no mooseng_ metric found in rules and consoles"
     assert used <= exported, f"not exported by any collector: {sorted(used - exported)}"
@@ -91,3 +93,30 @@ def test_every_service_but_the_collector_logs_to_it_on_its_port():
         assert spec["logging"]["driver"] == "syslog", name
         assert options["syslog-address"] == f"udp://127.0.0.1:${{MOOSENG_LOGS_PORT:-{port}}}", name
         assert options["syslog-format"] == "rfc5424micro", name
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every panel target of the provisioned dashboards."""
+    found = []
+    for path in (MONITORING / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            found += [(panel["title"], t["expr"]) for t in panel["targets"]]
+    return found
+
+
+def test_dashboards_use_the_provisioned_datasource_and_grafana_is_opt_in():
+    source = load(MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    uid = source["datasources"][0]["uid"]
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    for path in (MONITORING / "grafana" / "dashboards").glob("*.json"):
+        panels = json.loads(path.read_text())["panels"]
+        assert len(panels) >= 10
+        assert {p["datasource"]["uid"] for p in panels} == {uid}
+        assert len({p["id"] for p in panels}) == len(panels)
+    grafana = load(REPO / "docker-compose.yml")["services"]["grafana"]
+    assert grafana["profiles"] == ["grafana"]  # not started by `make up`: its image needs a registry
+    assert all(p.startswith("127.0.0.1:") for p in grafana["ports"])
+    # No default password: compose refuses to start it without a generated one.
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${MOOSENG_GRAFANA_PASSWORD:?")
+    assert "MOOSENG_GRAFANA_PASSWORD" in (REPO / "scripts" / "make-env.sh").read_text()
