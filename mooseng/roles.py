@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from mooseng import mfsconfig, router, settings
@@ -141,6 +142,15 @@ def run(role: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     for daemon in daemons:
+        if daemon.name == "mfsmount":
+            began = time.monotonic()
+            routable = router.wait_until_routable(
+                address, int(settings.read("MOOSENG_ROUTER_CL_PORT")),  # type: ignore[call-overload]
+                list(settings.read("MOOSENG_MASTERS")),  # type: ignore[call-overload]
+                int(settings.read("MOOSENG_API_PORT")),  # type: ignore[call-overload]
+                int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")))  # type: ignore[call-overload]
+            log.info("event=router_ready routable=%s waited_s=%.2f", routable,
+                     time.monotonic() - began)
         daemon.start()
     collectors = exporter_collectors(role, node, daemons)
     exporter = None

@@ -9,12 +9,18 @@ down, so the daemons reconnect straight to the new leader (Patroni's pattern).
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from mooseng import settings
 from mooseng.supervisor import Daemon
 
 ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
+log = logging.getLogger("mooseng.router")
 
 # (listener name, router port setting, master port setting): chunkservers and clients go to
 # the lease holder only (GET /leader on its agent).
@@ -102,3 +108,40 @@ def write_config(bind_address: str, metaloggers: bool = False) -> Path:
 def router_daemon() -> Daemon:
     """HAProxy in the foreground (``-db``) on the rendered config."""
     return Daemon("haproxy", ["haproxy", "-db", "-f", str(ROUTER_CFG)])
+
+
+def _listening(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _some_master_leads(masters: list[str], api_port: int) -> bool:
+    for master in masters:
+        try:
+            with urllib.request.urlopen(f"http://{master}:{api_port}/leader", timeout=0.5) as reply:
+                if reply.status == 200:
+                    return True
+        except (OSError, urllib.error.URLError):
+            continue
+    return False
+
+
+def wait_until_routable(address: str, port: int, masters: list[str], api_port: int,
+                        check_ms: int, timeout: float = 20.0) -> bool:
+    """Wait until the router listens on ``port`` and a master leads, then for two router
+    checks (HAProxy assumes every server up until its first check says otherwise).
+
+    mfsmount exits at once when its first connection fails; started together with HAProxy
+    it did so in every client at every start (a spurious restart). Returns False after
+    ``timeout`` s (the caller starts the daemon anyway; the supervisor restarts it).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _listening(address, port) and _some_master_leads(masters, api_port):
+            time.sleep(2 * check_ms / 1000)
+            return True
+        time.sleep(0.1)
+    return False

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+import time
 from pathlib import Path
 
 from mooseng import mfsconfig, router
@@ -61,3 +65,42 @@ def test_seed_never_overwrites_existing_metadata(tmp_path, monkeypatch):
     (tmp_path / "mfs" / "changelog_ml.0.mfs").unlink()
     assert mfsconfig.seed_empty_metadata(layout) is True
     assert (tmp_path / "mfs" / "metadata.mfs").read_bytes() == b"MFSM NEW"
+
+
+def _leader_api(status: int):
+    """A local HTTP server answering GET /leader with ``status`` (stands in for an agent)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path == "/leader" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_wait_until_routable_needs_a_listening_router_and_a_leader():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    follower, leader = _leader_api(503), _leader_api(200)
+    try:
+        began = time.monotonic()
+        assert router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
+                                          leader.server_address[1], check_ms=100, timeout=5)
+        assert 0.2 <= time.monotonic() - began < 3  # waited for two router checks
+        # Only followers: not routable.
+        assert not router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
+                                              follower.server_address[1], check_ms=100, timeout=0.5)
+        listener.close()
+        # A leader but no router listening: not routable.
+        assert not router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
+                                              leader.server_address[1], check_ms=100, timeout=0.5)
+    finally:
+        follower.shutdown()
+        leader.shutdown()
