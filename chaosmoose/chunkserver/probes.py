@@ -10,6 +10,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosmoose import _docker, _settings
+from chaosmoose._checks import fail as _fail
 from chaosmoose.chunkserver import _chunks
 from chaosmoose.ledger import Ledger
 
@@ -54,10 +55,8 @@ def wait_for_goal(path: str, goal: int = 2, client: str = "", timeout: float = 1
         if not short or waited >= wait:
             result = {"ok": not short, "chunks": len(chunks), "waited_s": waited, "short": short}
             if short:
-                message = f"{path}: chunks below goal {want} after {wait:g} s: {short}"
-                if raise_on_timeout:
-                    raise ActivityFailed(message)
-                logger.warning("%s", message)
+                _fail(raise_on_timeout, f"{path}: chunks below goal {want} after {wait:g} s: "
+                                        f"{short}")
             return result
         time.sleep(1.0)
 
@@ -126,12 +125,9 @@ def wait_for_damage_detected(timeout: float = 90.0, idle_interval: float = 12.0,
     result = {"ok": done, "files": sorted({f["path"] for f in faults}), "reads": reads,
               "crc_errors": crc_errors, "waited_s": waited, "detected": detected}
     if not done:
-        message = (f"MooseFS still serves a corrupted copy as valid after {wait:g} s "
-                   f"({crc_errors} CRC errors on direct reads): "
-                   f"{[f['chunk'] for f in faults if f['chunk'] not in detected]}")
-        if raise_on_timeout:
-            raise ActivityFailed(message)
-        logger.warning("%s", message)
+        _fail(raise_on_timeout, f"MooseFS still serves a corrupted copy as valid after {wait:g} s "
+                                f"({crc_errors} CRC errors on direct reads): "
+                                f"{[f['chunk'] for f in faults if f['chunk'] not in detected]}")
     return result
 
 

@@ -15,6 +15,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosmoose import _settings
+from chaosmoose._checks import fail as _fail
 from chaosmoose._http import Reply, get_all, request
 from chaosmoose.master import _cluster
 
@@ -35,13 +36,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-
-def _fail(raise_on: bool, message: str) -> bool:
-    """Raise ``ActivityFailed(message)`` or log it and return False."""
-    if raise_on:
-        raise ActivityFailed(message)
-    logger.warning("%s", message)
-    return False
 
 
 def leader(raise_on_no_leader: bool = True, configuration: Configuration = None,

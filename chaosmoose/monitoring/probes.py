@@ -14,6 +14,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosmoose import _settings
+from chaosmoose._checks import fail as _fail
 from chaosmoose.monitoring._prometheus import active_alerts, api_get, instant_query
 
 __all__ = [
@@ -28,12 +29,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-
-def _fail(raise_on: bool, message: str) -> bool:
-    if raise_on:
-        raise ActivityFailed(message)
-    logger.warning("%s", message)
-    return False
 
 
 def prometheus_query(query: str, configuration: Configuration = None,

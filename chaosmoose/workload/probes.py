@@ -9,6 +9,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosmoose import _docker, _settings
+from chaosmoose._checks import fail as _fail
 from chaosmoose.workload import _clients
 from chaosmoose.workload.checker import UNKNOWN, check
 
@@ -24,12 +25,6 @@ logger = logging.getLogger("chaostoolkit")
 NO_WORKLOAD = {"valid": True, "acknowledged": 0, "intact": 0, "lost": 0, "corrupt": 0,
                "indeterminate": 0, "note": "no workload in this run yet"}
 
-
-def _fail(raise_on: bool, message: str) -> bool:
-    if raise_on:
-        raise ActivityFailed(message)
-    logger.warning("%s", message)
-    return False
 
 
 def _report_path(configuration: Configuration, secrets: Secrets) -> Path:
