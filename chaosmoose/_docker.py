@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tarfile
 import time
@@ -116,3 +117,20 @@ def put_file(container: Any, directory: str, name: str, data: bytes, what: str) 
         tar.addfile(info, io.BytesIO(data))
     if not container.put_archive(directory, buffer.getvalue()):
         raise ActivityFailed(f"cannot copy {what} into {container.name}")
+
+
+def exec_json(container: Any, cmd: list[str], what: str, name: str) -> dict[str, Any]:
+    """Run ``cmd`` (a tool printing one JSON object last) in ``container``; decode it.
+
+    Fails naming ``what`` and the tool (``name``) when no JSON object came out.
+    """
+    code, out, err = exec_in(container, cmd)
+    lines = [line for line in out.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        reason = (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
+        raise ActivityFailed(f"{what}: {name} exited {code} without a result: {reason[:200]}")
+    return result

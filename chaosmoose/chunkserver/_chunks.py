@@ -3,7 +3,6 @@ and the chunk tool run inside chunkserver containers."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import shlex
@@ -15,6 +14,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosmoose import _docker, _settings
 from chaosmoose._settings import Configuration, Secrets
 from chaosmoose.chunkserver import chunktool
+from chaosmoose.workload import _clients
 
 __all__: list[str] = []  # not an activity module
 
@@ -123,23 +123,17 @@ def tool(container: Any, args: list[str], what: str) -> dict[str, Any]:
     """Ship the chunk tool into ``container``, run it, decode its JSON; fail on an error."""
     _docker.put_file(container, "/tmp", "chaosmoose/chunktool.py",
                      Path(chunktool.__file__).read_bytes(), "the chunk tool")
-    code, out, err = _docker.exec_in(container, TOOL + args)
-    lines = [line for line in out.splitlines() if line.strip()]
-    try:
-        result = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        result = None
-    if not isinstance(result, dict):
-        reason = (err.strip().splitlines() or ["no output"])[-1]
-        raise ActivityFailed(f"{what}: chunk tool exited {code} without a result: {reason[:200]}")
+    result = _docker.exec_json(container, TOOL + args, what, "the chunk tool")
     if "error" in result:
         raise ActivityFailed(f"{what}: {result['error']}")
     return result
 
 
 def read_sha256(path: str, client: str, configuration: Configuration, secrets: Secrets) -> str:
-    """SHA-256 of ``path`` read through ``client``."""
+    """SHA-256 of ``path`` read through ``client`` (the workload runner's canary read)."""
     full = f"{_settings.mount_point(client, configuration, secrets)}/{check_path(path)}"
-    out = client_sh(client, f"sha256sum {shlex.quote(full)}", f"reading {path}", configuration,
-                    secrets)
-    return out.split()[0]
+    container = _docker.find_container(_settings.project(configuration, secrets), client)
+    result = _clients.runner_json(container, ["canary", "--path", full], f"reading {path} on {client}")
+    if "error" in result:
+        raise ActivityFailed(f"reading {path} on {client} failed: {result['error']}")
+    return str(result["sha256"])

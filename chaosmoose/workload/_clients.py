@@ -35,17 +35,7 @@ def ship_runner(container: Any) -> None:
 def runner_json(container: Any, args: list[str], what: str) -> dict[str, Any]:
     """Run a runner command in ``container`` and decode the JSON it prints."""
     ship_runner(container)
-    code, out, err = _docker.exec_in(container, RUNNER + args)
-    lines = [line for line in out.splitlines() if line.strip()]
-    try:
-        result = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        result = None
-    if not isinstance(result, dict):
-        reason = (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
-        raise ActivityFailed(f"{what}: runner {args[0]} exited {code} without a result: "
-                             f"{reason[:200]}")
-    return result
+    return _docker.exec_json(container, RUNNER + args, what, f"runner {args[0]}")
 
 
 def stop_runner(container: Any, state_dir: str, timeout: float = 10.0) -> str:
