@@ -40,6 +40,16 @@ def set_docker_client(client: Any) -> None:
     _client = client
 
 
+SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP")
+
+
+def check_signal(signal: str) -> None:
+    """Fail unless ``signal`` is one a kill action may send."""
+    if signal not in SIGNALS:
+        raise ActivityFailed(f"signal {signal!r} is not supported; expected one of "
+                             f"{', '.join(SIGNALS)}")
+
+
 def find_container(project: str, service: str, client: Any = None) -> Any:
     """The one container of compose ``service`` in ``project`` (running or not).
 

@@ -123,6 +123,23 @@ def undo(ledger: Ledger, fault: dict[str, Any]) -> str:
     return how
 
 
+def undo_each(ledger: Ledger, faults: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    """Rollback helper: undo ``faults`` newest first; ``[{role: service, "kind", "how"}]``.
+
+    Every fault is tried; if any undo failed, raise ``ActivityFailed`` with all the reasons.
+    """
+    results, errors = [], []
+    for fault in reversed(faults):
+        try:
+            how = undo(ledger, fault)
+            results.append({role: fault["target"]["service"], "kind": fault["kind"], "how": how})
+        except ActivityFailed as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ActivityFailed("; ".join(errors))
+    return results
+
+
 def undo_open(ledger: Ledger, run: str | None = None,
               kinds: list[str] | None = None) -> list[dict[str, Any]]:
     """Undo every open fault (newest first); return one result per fault, never raising."""

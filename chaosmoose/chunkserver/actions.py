@@ -26,7 +26,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP")
 CONTAINER_KINDS = ("container.kill", "container.stop")
 
 
@@ -68,9 +67,7 @@ def kill_chunkserver(target: str = "random", signal: str = "SIGKILL",
     Returns ``{"chunkserver", "fault", "container"}``. Fails before touching anything when
     the target or the signal is invalid or the container does not exist.
     """
-    if signal not in SIGNALS:
-        raise ActivityFailed(f"signal {signal!r} is not supported; expected one of "
-                             f"{', '.join(SIGNALS)}")
+    _docker.check_signal(signal)
     return _hit("container.kill", target, configuration, secrets, "kill", signal=signal)
 
 
@@ -88,19 +85,10 @@ def _undo_open(kinds: tuple[str, ...], configuration: Configuration, secrets: Se
     """Undo this run's open faults of ``kinds`` on chunkservers (newest first)."""
     ledger = Ledger(_settings.run_dir(configuration, secrets))
     names = set(_settings.chunkservers(configuration, secrets))
-    run = _settings.run_id(configuration, secrets)
-    results, errors = [], []
-    for fault in reversed(ledger.open_faults(run=run, kinds=list(kinds))):
-        if fault["target"].get("service") not in names:
-            continue
-        try:
-            results.append({"chunkserver": fault["target"]["service"], "kind": fault["kind"],
-                            "how": _faults.undo(ledger, fault)})
-        except ActivityFailed as exc:
-            errors.append(str(exc))
-    if errors:
-        raise ActivityFailed("; ".join(errors))
-    return results
+    faults = [f for f in ledger.open_faults(run=_settings.run_id(configuration, secrets),
+                                            kinds=list(kinds))
+              if f["target"].get("service") in names]
+    return _faults.undo_each(ledger, faults, "chunkserver")
 
 
 def start_chunkservers(configuration: Configuration = None, secrets: Secrets = None) -> list:

@@ -30,8 +30,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP")
-
 
 def _hit(kind: str, target: str, configuration: Configuration, secrets: Secrets,
          apply_name: str, **apply_args: object) -> dict:
@@ -61,9 +59,7 @@ def kill_master(target: str = "leader", signal: str = "SIGKILL",
     anything when the target or signal is invalid, the master APIs cannot resolve the
     target, or the container does not exist.
     """
-    if signal not in SIGNALS:
-        raise ActivityFailed(f"signal {signal!r} is not supported; expected one of "
-                             f"{', '.join(SIGNALS)}")
+    _docker.check_signal(signal)
     return _hit("container.kill", target, configuration, secrets, "kill", signal=signal)
 
 
@@ -156,19 +152,8 @@ def switchover(to: str = "", wait: bool = True, timeout: float = 30.0,
 
 def _undo_master_faults(kinds: tuple[str, ...], configuration: Configuration,
                         secrets: Secrets) -> list:
-    ledger = _cluster.ledger_for(configuration, secrets)
     faults = _cluster.faulted_masters(configuration, secrets, kinds=kinds, state="open")
-    results, errors = [], []
-    for fault in reversed(faults):
-        try:
-            how = _faults.undo(ledger, fault)
-            results.append({"master": fault["target"]["service"], "kind": fault["kind"],
-                            "how": how})
-        except ActivityFailed as exc:
-            errors.append(str(exc))
-    if errors:
-        raise ActivityFailed("; ".join(errors))
-    return results
+    return _faults.undo_each(_cluster.ledger_for(configuration, secrets), faults, "master")
 
 
 def restart_killed(configuration: Configuration = None, secrets: Secrets = None) -> list:
