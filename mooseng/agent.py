@@ -14,13 +14,17 @@ import signal
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from mooseng import settings
+from mooseng import links, settings
 from mooseng.api import ApiContext, ApiServer, ClusterProbe
-from mooseng.dcs.raft import RaftStore
+from mooseng.dcs.raft import RaftBindError, RaftStore, append_entries_period, local_address
 from mooseng.ha import HA, HAConfig
+from mooseng.history import ServingHistory
 from mooseng.mfs import MfsController, MfsPaths
+from mooseng.mfs.barrier import BarrierConfig
 from mooseng.roles import own_address
 
 log = logging.getLogger("mooseng.agent")
@@ -64,15 +68,48 @@ def load_config(environ: dict[str, str] | None = None) -> tuple[HAConfig, dict[s
         safety_margin=float(get("MOOSENG_SAFETY_MARGIN")),  # type: ignore[arg-type]
         api_url=f"http://{node}:{values['MOOSENG_API_PORT']}",
         replica_max_lag=int(get("MOOSENG_REPLICA_MAX_LAG")),  # type: ignore[call-overload]
+        freeze_on_contact_loss=bool(get("MOOSENG_FREEZE_ON_CONTACT_LOSS")),
+        freeze_after=float(get("MOOSENG_FREEZE_AFTER")),  # type: ignore[arg-type]
+        contact_check_interval=float(get("MOOSENG_CONTACT_CHECK_INTERVAL")),  # type: ignore[arg-type]
     )
     problems = config.problems()
     if not values["MOOSENG_RAFT_PASSWORD"]:
         problems.append("MOOSENG_RAFT_PASSWORD is empty; set a shared secret (make writes one to .env)")
     if float(values["MOOSENG_RAFT_MIN_TIMEOUT"]) >= float(values["MOOSENG_RAFT_MAX_TIMEOUT"]):  # type: ignore[arg-type]
         problems.append("MOOSENG_RAFT_MIN_TIMEOUT must be below MOOSENG_RAFT_MAX_TIMEOUT")
+    heartbeat = append_entries_period(float(values["MOOSENG_RAFT_MIN_TIMEOUT"]))  # type: ignore[arg-type]
+    if config.freeze_on_contact_loss and config.freeze_after < 2 * heartbeat:
+        problems.append(f"MOOSENG_FREEZE_AFTER = {config.freeze_after:g} s is below two Raft heartbeat "
+                        f"periods ({2 * heartbeat:g} s with MOOSENG_RAFT_MIN_TIMEOUT); one late "
+                        f"heartbeat would freeze mfsmaster")
+    barrier = BarrierConfig.from_settings(node, environ)
+    if barrier is not None:
+        problems += barrier.problems(int(values["MOOSENG_MATOCL_PORT"]), masters)  # type: ignore[call-overload]
+    values["barrier"] = barrier
     if problems:
         raise settings.SettingError("; ".join(problems))
     return config, values
+
+
+def raft_dial(node: str) -> dict[str, str]:
+    """``host:port`` this master dials for each partner it connects to (pysyncobj: the
+    higher address dials): the link's proxy, so that one Raft link can be cut alone."""
+    topology = links.Topology.from_settings()
+    dial = {}
+    for master in topology.masters:
+        if master != node and topology.raft_dialer(node, master) == node:
+            host, port = topology.dial(node, master, "raft")
+            dial[master] = f"{host}:{port}"
+    return dial
+
+
+def raft_bind(node: str, resolve_local: Callable[[str], str] = local_address) -> str | None:
+    """The IP this master's Raft listener binds: its own address on the masters-only Raft
+    network (``<node>.<MOOSENG_RAFT_DOMAIN>``), None (every address) with the domain empty.
+    RaftBindError when that name does not resolve to an address of this container: Raft
+    then stays down rather than listening where chunkservers and clients can reach it."""
+    host = links.Topology.from_settings().raft_bind_host(node)
+    return None if host is None else resolve_local(host)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,20 +133,28 @@ def _run(config: HAConfig, values: dict[str, object]) -> int:
     data_dir = Path(str(values["MOOSENG_DATA_DIR"]))
     address = own_address(config.node)
     log.info("event=agent_start node=%s address=%s masters=%s ttl=%s loop_wait=%s retry_timeout=%s "
-             "safety_margin=%s", config.node, address, ",".join(config.masters), config.ttl,
-             config.loop_wait, config.retry_timeout, config.safety_margin)
+             "safety_margin=%s freeze_after=%s", config.node, address, ",".join(config.masters),
+             config.ttl, config.loop_wait, config.retry_timeout, config.safety_margin,
+             config.freeze_after if config.freeze_on_contact_loss else "off")
     try:
         store = RaftStore(config.node, config.masters, port=int(values["MOOSENG_RAFT_PORT"]),  # type: ignore[call-overload]
                           password=str(values["MOOSENG_RAFT_PASSWORD"]), journal_dir=data_dir / "raft",
                           retry_timeout=config.retry_timeout,
                           min_timeout=float(values["MOOSENG_RAFT_MIN_TIMEOUT"]),  # type: ignore[arg-type]
-                          max_timeout=float(values["MOOSENG_RAFT_MAX_TIMEOUT"]))  # type: ignore[arg-type]
-    except ImportError as exc:  # pysyncobj needs 'cryptography' for the password
+                          max_timeout=float(values["MOOSENG_RAFT_MAX_TIMEOUT"]),  # type: ignore[arg-type]
+                          dial=raft_dial(config.node), bind_host=raft_bind(config.node))
+    except (ImportError, RaftBindError) as exc:  # pysyncobj needs 'cryptography' for the password
         log.error("event=agent_fatal reason=%r", str(exc))
         return 2
     client_port = int(values["MOOSENG_MATOCL_PORT"])  # type: ignore[call-overload]
-    daemons = MfsController(MfsPaths(data_path=data_dir / "mfs"), address, client_port)
-    ha = HA(config, store, daemons)
+    barrier = values["barrier"]
+    daemons = MfsController(MfsPaths(data_path=data_dir / "mfs"), address, client_port,
+                            barrier=barrier)  # type: ignore[arg-type]
+    if barrier is not None:
+        log.info("event=reply_barrier_on %s", " ".join(
+            f"{k}={v}" for k, v in vars(barrier).items()))
+    history = ServingHistory(config.node, data_dir / "serving-history.jsonl", now=time.time())
+    ha = HA(config, store, daemons, history=history)
     api = ApiServer(ApiContext(config.node, ha, store, token=str(values["MOOSENG_API_TOKEN"]),
                                replica_max_lag=config.replica_max_lag,
                                probe=ClusterProbe(port=client_port)),
@@ -125,8 +170,14 @@ def _run(config: HAConfig, values: dict[str, object]) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     def watchdog() -> None:
-        while not stop.wait(0.05):
-            ha.check_fence()
+        """Off the HA loop (a store call there can block up to retry_timeout): fence at the
+        deadline, freeze or thaw mfsmaster on follower contact."""
+        while not stop.wait(config.contact_check_interval):
+            try:
+                ha.check_fence()
+                ha.check_contact()
+            except Exception:  # the watchdog must outlive any one failure
+                log.exception("event=watchdog_error")
 
     api.start()
     threading.Thread(target=watchdog, name="fence-watchdog", daemon=True).start()

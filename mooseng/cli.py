@@ -5,6 +5,9 @@
     mooseng status [...]          table of masters, roles, lease, chunk health
     mooseng switchover --to NODE  planned leader transfer (needs MOOSENG_API_TOKEN)
     mooseng settings [--markdown | --check ROLE]
+    mooseng proxies               the Toxiproxy proxy list (toxiproxy/proxies.json) as JSON
+    mooseng disk show | limit TIER BYTES|--restore | removal TIER on|off | fail TIER on|off
+                                  a chunkserver's tiers (inside its container; JSON out)
 """
 
 from __future__ import annotations
@@ -41,6 +44,25 @@ def settings_main(argv: list[str]) -> int:
     return 2
 
 
+def disk_main(argv: list[str]) -> int:
+    """``mooseng disk ...`` (:mod:`mooseng.mfs.disks`): the show JSON on stdout and 0; on a bad
+    request ``{"error"}`` on stderr and 2, when mfschunkserver did not take the change 1. Only
+    JSON is printed, on either stream (no log lines)."""
+    import json
+
+    from mooseng.mfs import disks
+    try:
+        body = disks.run(argv)
+    except (disks.DiskError, settings.SettingError) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 2
+    except (disks.ChunkserverError, OSError) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 1
+    print(json.dumps(body))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch a subcommand; return its exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -48,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command == "disk":
+        return disk_main(rest)
     configure_logging()
     if command == "run" and len(rest) == 1:
         from mooseng import roles
@@ -63,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         return ctl.switchover_main(rest)
     if command == "settings":
         return settings_main(rest)
+    if command == "proxies" and not rest:
+        import json
+
+        from mooseng import links
+        print(json.dumps(links.Topology.from_settings().toxiproxy_config(), indent=1))
+        return 0
     print(f"mooseng: unknown command {' '.join(args)!r}\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -5,6 +5,10 @@ It runs as a thread of ``mooseng run chunkserver|client`` on ``MOOSENG_EXPORTER_
 scrapes, from the real system: ``statvfs`` and chunk files of each storage tier, the
 mount's own ``.stats`` file, a ``stat`` of the mount point, the supervised daemons.
 
+Each figure source is a prometheus_client custom collector (:class:`mooseng.promtext.Collector`:
+``collect()`` yields metric families, built with :func:`~mooseng.promtext.family`); the server
+renders them through its own registry (:class:`~mooseng.promtext.Exposition`).
+
 A hung FUSE mount blocks every system call on it, so mount reads run in a worker thread
 with a deadline; while one read is still stuck no second one starts (the mount is then
 reported down rather than piling up threads).
@@ -16,31 +20,40 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mooseng.promtext import CONTENT_TYPE, MetricsText
+from prometheus_client.core import Metric
+
+from mooseng.httpserver import BoundedHTTPServer, JsonHandler
+from mooseng.promtext import CONTENT_TYPE, Collector, Exposition, family, gauge, render
 from mooseng.supervisor import Daemon
+
+__all__ = ["Collector", "DaemonCollector", "ExporterServer", "MountCollector", "SingleFlight",
+           "TierCollector", "count_chunk_files", "daemon_collector", "parse_mount_stats", "render"]
 
 log = logging.getLogger("mooseng.exporter")
 
-Collector = Callable[[MetricsText], None]
-
 
 # --- supervised daemons ----------------------------------------------------------
-def daemon_collector(daemons: Iterable[Daemon]) -> Collector:
+class DaemonCollector:
     """``mooseng_daemon_up`` and ``mooseng_daemon_restarts_total`` of every daemon."""
-    daemons = list(daemons)
 
-    def collect(out: MetricsText) -> None:
-        out.add("mooseng_daemon_up", "gauge", "1 when the supervised daemon runs.",
-                [({"daemon": d.name}, 1 if d.running() else 0) for d in daemons])
-        out.add("mooseng_daemon_restarts_total", "counter",
-                "Restarts of the supervised daemon by the container's supervisor.",
-                [({"daemon": d.name}, d.restarts) for d in daemons])
-    return collect
+    def __init__(self, daemons: Iterable[Daemon]) -> None:
+        self.daemons = list(daemons)
+
+    def collect(self) -> Iterator[Metric]:
+        yield family("mooseng_daemon_up", "gauge", "1 when the supervised daemon runs.",
+                     [({"daemon": d.name}, 1 if d.running() else 0) for d in self.daemons])
+        yield family("mooseng_daemon_restarts_total", "counter",
+                     "Restarts of the supervised daemon by the container's supervisor.",
+                     [({"daemon": d.name}, d.restarts) for d in self.daemons])
+
+
+def daemon_collector(daemons: Iterable[Daemon]) -> Collector:
+    """The collector of the supervised ``daemons`` (:class:`DaemonCollector`)."""
+    return DaemonCollector(daemons)
 
 
 # --- chunkserver storage tiers ---------------------------------------------------
@@ -81,7 +94,7 @@ class TierCollector:
             self._counted_at = now
         return self._counts
 
-    def __call__(self, out: MetricsText) -> None:
+    def collect(self) -> Iterator[Metric]:
         size, free, used = [], [], []
         for tier, path in self.tiers.items():
             try:
@@ -93,14 +106,14 @@ class TierCollector:
             size.append((labels, st.f_blocks * st.f_frsize))
             free.append((labels, st.f_bavail * st.f_frsize))
             used.append((labels, (st.f_blocks - st.f_bfree) * st.f_frsize))
-        out.add("mooseng_chunkserver_folder_size_bytes", "gauge",
-                "Size of the file system holding the tier folder.", size)
-        out.add("mooseng_chunkserver_folder_free_bytes", "gauge",
-                "Bytes available to the chunkserver in the tier folder's file system.", free)
-        out.add("mooseng_chunkserver_folder_used_bytes", "gauge",
-                "Bytes used in the tier folder's file system.", used)
-        out.add("mooseng_chunkserver_chunk_files", "gauge", "Chunk files in the tier folder.",
-                [({"tier": tier}, n) for tier, n in self._chunk_counts().items()])
+        yield family("mooseng_chunkserver_folder_size_bytes", "gauge",
+                     "Size of the file system holding the tier folder.", size)
+        yield family("mooseng_chunkserver_folder_free_bytes", "gauge",
+                     "Bytes available to the chunkserver in the tier folder's file system.", free)
+        yield family("mooseng_chunkserver_folder_used_bytes", "gauge",
+                     "Bytes used in the tier folder's file system.", used)
+        yield family("mooseng_chunkserver_chunk_files", "gauge", "Chunk files in the tier folder.",
+                     [({"tier": tier}, n) for tier, n in self._chunk_counts().items()])
 
 
 # --- client mount ---------------------------------------------------------------
@@ -165,20 +178,20 @@ class MountCollector:
             raise OSError(f"{self.mount} is not a mount point")
         return stat_seconds, parse_mount_stats((self.mount / ".stats").read_text())
 
-    def __call__(self, out: MetricsText) -> None:
+    def collect(self) -> Iterator[Metric]:
         ok, value = self._flight.run(self._read, self.timeout)
-        out.gauge("mooseng_client_mount_up", "1 when a stat of the mount point answered in time.",
-                  1 if ok else 0)
+        yield gauge("mooseng_client_mount_up", "1 when a stat of the mount point answered in time.",
+                    1 if ok else 0)
         if not ok:
             log.info("event=mount_unreadable mount=%s reason=%r", self.mount, value)
             return
         stat_seconds, stats = value
-        out.gauge("mooseng_client_mount_stat_seconds", "Duration of the last stat of the mount.",
-                  round(stat_seconds, 6))
+        yield gauge("mooseng_client_mount_stat_seconds", "Duration of the last stat of the mount.",
+                    round(stat_seconds, 6))
         ops = [({"op": name.split(".", 1)[1]}, v) for name, v in stats.items()
                if name.startswith("fuse_ops.") and name.count(".") == 1]
-        out.add("mooseng_client_fuse_operations_total", "counter",
-                "FUSE operations handled by mfsmount, by kind.", ops)
+        yield family("mooseng_client_fuse_operations_total", "counter",
+                     "FUSE operations handled by mfsmount, by kind.", ops)
         counters = {"master.reconnects": ("mooseng_client_master_reconnects_total",
                                           "Reconnections of mfsmount to the master."),
                     "master.bytes_sent": ("mooseng_client_master_sent_bytes_total",
@@ -187,54 +200,61 @@ class MountCollector:
                                               "Bytes mfsmount received from the master.")}
         for key, (name, help_text) in counters.items():
             if key in stats:
-                out.add(name, "counter", help_text, [({}, stats[key])])
+                yield family(name, "counter", help_text, [({}, stats[key])])
         if "master.usec_ping" in stats:
-            out.gauge("mooseng_client_master_ping_seconds", "mfsmount's last ping time to the master.",
-                      stats["master.usec_ping"] / 1e6)
+            yield gauge("mooseng_client_master_ping_seconds",
+                        "mfsmount's last ping time to the master.", stats["master.usec_ping"] / 1e6)
 
 
 # --- HTTP -------------------------------------------------------------------------
-def render(collectors: Iterable[Collector]) -> str:
-    """Run every collector into one exposition; a failing collector is logged, not fatal."""
-    out = MetricsText()
-    for collect in collectors:
-        try:
-            collect(out)
-        except Exception:  # one broken figure must not hide the others
-            log.exception("event=collector_failed collector=%r", collect)
-    return out.text()
-
-
 class ExporterServer:
-    """``GET /metrics`` (and ``/health``) on a background thread."""
+    """``GET /metrics`` (and ``/health``) on a background thread, on the bounded server of
+    :mod:`mooseng.httpserver` (backlog, request deadline, thread cap, JSON errors).
+    ``collectors`` render through the server's own registry; one that raises is logged and
+    left out, the others still answer."""
 
     def __init__(self, collectors: list[Collector], host: str = "0.0.0.0", port: int = 9450) -> None:
-        collected = collectors
+        exposition = Exposition(collectors)
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             server_version = "mooseng-exporter"
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("event=http_request peer=%s line=%r", self.client_address[0], format % args)
 
-            def do_GET(self) -> None:
+            def _answer(self) -> None:
+                self.request_arrived()
                 path = self.path.split("?", 1)[0].rstrip("/")
-                if path == "/metrics":
-                    body, status, kind = render(collected).encode(), 200, CONTENT_TYPE
-                elif path == "/health":
-                    body, status, kind = b'{"ok": true}\n', 200, "application/json"
-                else:
+                extra = {}
+                if self.headers.get("Content-Length", "0").strip() not in ("", "0") or \
+                        self.headers.get("Transfer-Encoding"):
+                    self.close_connection = True  # a body we do not read: no keep-alive
+                if path not in ("/metrics", "/health"):
                     body = f'{{"error": "no such endpoint {path}"}}\n'.encode()
                     status, kind = 404, "application/json"
+                elif self.command not in ("GET", "HEAD"):
+                    body = (f'{{"error": "{self.command} is not allowed on {path}; use GET or '
+                            f'HEAD"}}\n').encode()
+                    status, kind, extra = 405, "application/json", {"Allow": "GET, HEAD"}
+                    self.close_connection = True
+                elif path == "/metrics":
+                    body, status, kind = exposition.text().encode(), 200, CONTENT_TYPE
+                else:
+                    body, status, kind = b'{"ok": true}\n', 200, "application/json"
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+            do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
+
+        self.httpd = BoundedHTTPServer((host, port), Handler)
 
     @property
     def port(self) -> int:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mooseng import settings
+from mooseng import settings, tiers
 
 CONFIG_DIR = Path("/etc/mfs")
 MASTER_CFG = CONFIG_DIR / "mfsmaster.cfg"
@@ -23,7 +22,6 @@ METALOGGER_CFG = CONFIG_DIR / "mfsmetalogger.cfg"
 CHUNKSERVER_CFG = CONFIG_DIR / "mfschunkserver.cfg"
 EXPORTS_CFG = CONFIG_DIR / "mfsexports.cfg"
 HDD_CFG = CONFIG_DIR / "mfshdd.cfg"
-EMPTY_METADATA = Path("/var/lib/mfs/metadata.mfs.empty")
 MFS_USER = "mfs"
 
 
@@ -71,8 +69,10 @@ def ensure_dir(path: Path) -> Path:
 
 
 def master_values(layout: Layout) -> dict[str, object]:
-    """mfsmaster.cfg: ports, data path, exports, and replication that starts at once."""
-    return {
+    """mfsmaster.cfg: ports, data path, exports, and replication that starts at once. With the
+    reply barrier on (``MOOSENG_BARRIER``), mfsmaster serves clients on the loopback only, on
+    ``MOOSENG_MFSMASTER_CLIENT_PORT``: the barrier serves ``MOOSENG_MATOCL_PORT``."""
+    values: dict[str, object] = {
         "WORKING_USER": MFS_USER,
         "WORKING_GROUP": MFS_USER,
         "DATA_PATH": layout.mfs_data,
@@ -82,13 +82,30 @@ def master_values(layout: Layout) -> dict[str, object]:
         "MATOCL_LISTEN_PORT": settings.read("MOOSENG_MATOCL_PORT"),
         # A promoted master must restore redundancy at once, not after the default 60 s.
         "REPLICATIONS_DELAY_INIT": 0,
+        # A lab's chunk counts are small: visit every chunk once a minute (default 300;
+        # 60 s is MooseFS 3.0's floor, MINLOOPTIME in mfsmaster/chunks.c: a lower value is
+        # raised to it with a syslog notice) and let each chunkserver take part in more
+        # replications at once (defaults 2,1,1,4 and 10,5,2,5: endangered, undergoal,
+        # rebalance near the mean, other rebalance). Endangered and undergoal chunks do not
+        # wait for the loop (they are queued at once), so a lost chunkserver's chunks regain
+        # their goal in seconds; what the loop paces is a marked tier's "ready" verdict.
         "CHUNKS_LOOP_MIN_TIME": 60,
+        "CHUNKS_WRITE_REP_LIMIT": "10,10,2,4",
+        "CHUNKS_READ_REP_LIMIT": "20,20,5,10",
+        # ... and delete the surplus copies a returning server or an undone removal leaves
+        # at a lab's pace too (defaults 10 and 25 per chunkserver).
+        "CHUNKS_SOFT_DEL_LIMIT": 50,
+        "CHUNKS_HARD_DEL_LIMIT": 100,
         # Containers may not renice or lock memory; don't ask.
         "NICE_LEVEL": 0,
         "DISABLE_OOM_KILLER": 0,
         "BACK_LOGS": 50,
         "BACK_META_KEEP_PREVIOUS": 3,
     }
+    if settings.read("MOOSENG_BARRIER"):
+        values["MATOCL_LISTEN_HOST"] = "127.0.0.1"
+        values["MATOCL_LISTEN_PORT"] = settings.read("MOOSENG_MFSMASTER_CLIENT_PORT")
+    return values
 
 
 def metalogger_values(layout: Layout, router_address: str) -> dict[str, object]:
@@ -120,6 +137,9 @@ def chunkserver_values(layout: Layout, router_address: str, own_address: str) ->
         "CSSERV_LISTEN_PORT": settings.read("MOOSENG_CS_PORT"),
         "NICE_LEVEL": 0,
         "DISABLE_OOM_KILLER": 0,
+        # A tier failed by `mooseng disk fail` (mooseng/mfs/disks.py) must not stop a restarted
+        # mfschunkserver: 3.0.117 refuses to start when a folder line cannot be used.
+        "ALLOW_STARTING_WITH_INVALID_DISKS": 1,
     }
     labels = str(settings.read("MOOSENG_CS_LABELS")).strip()
     if labels:
@@ -150,21 +170,12 @@ def write_master_configs(layout: Layout, router_address: str) -> None:
 
 
 def write_chunkserver_configs(layout: Layout, router_address: str, own_address: str) -> list[Path]:
-    """mfschunkserver.cfg and mfshdd.cfg; returns the tier folders."""
+    """mfschunkserver.cfg and mfshdd.cfg (every tier folder with its size limit from
+    MOOSENG_CS_TIER_SIZES, :mod:`mooseng.tiers`); returns the tier folders."""
     ensure_dir(layout.data_dir)
     ensure_dir(layout.mfs_data)
-    folders = [ensure_dir(layout.tiers / str(tier)) for tier in settings.read("MOOSENG_CS_TIERS")]
+    bounded = tiers.configured_tiers(layout.tiers)
+    folders = [ensure_dir(tier.path) for tier in bounded]
     write(CHUNKSERVER_CFG, render(chunkserver_values(layout, router_address, own_address)))
-    write(HDD_CFG, "".join(f"{folder}\n" for folder in folders))
+    write(HDD_CFG, tiers.render_hdd_cfg(tiers.start_hdd_lines(bounded)))
     return folders
-
-
-def seed_empty_metadata(layout: Layout) -> bool:
-    """Create metadata for a brand-new file system; False when metadata already exists."""
-    target = layout.mfs_data / "metadata.mfs"
-    if any(layout.mfs_data.glob("metadata*")) or any(layout.mfs_data.glob("changelog*")):
-        return False
-    ensure_dir(layout.mfs_data)
-    shutil.copyfile(EMPTY_METADATA, target)
-    chown_mfs(target)
-    return True

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from mooseng import mfsconfig, router, settings
+from mooseng import links, mfsconfig, router, settings, storageclasses, tiers
 from mooseng.exporter import (
     Collector,
     ExporterServer,
@@ -26,6 +26,7 @@ from mooseng.exporter import (
     TierCollector,
     daemon_collector,
 )
+from mooseng.mfs import disks
 from mooseng.supervisor import Daemon
 
 log = logging.getLogger("mooseng.roles")
@@ -39,14 +40,36 @@ def node_name() -> str:
 
 
 def own_address(node: str) -> str:
-    """The container's own address on the project network (resolved from its host name)."""
-    address = socket.gethostbyname(node)
-    if address.startswith("127."):
-        # /etc/hosts may map the name to loopback; ask for the routable one instead.
+    """The container's own address on the project network: the address of the interface that
+    carries the default route, else the first non-loopback address its host name resolves to.
+
+    The route decides because a master is on two networks (the shared one and the internal
+    Raft network, which has no gateway) and Docker writes a hosts line for its name on each,
+    in no promised order: the MooseFS daemons and the router must never bind or announce the
+    Raft-network address, which chunkservers and clients cannot reach."""
+    routed = _routed_address()
+    if routed is not None:
+        return routed
+    try:
+        names = socket.gethostbyname_ex(node)[2]
+    except OSError:
+        names = []
+    for address in names:
+        if not address.startswith("127."):
+            return address
+    raise OSError(f"{node} has no routable address (its name resolves to "
+                  f"{', '.join(names) or 'nothing'} and there is no default route)")
+
+
+def _routed_address() -> str | None:
+    """The source address of the default route (no packet is sent for a UDP connect)."""
+    try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("10.255.255.255", 9))  # no packet is sent for a UDP connect
-            address = probe.getsockname()[0]
-    return address
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed by the default route
+            address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 def mount_point(node: str) -> Path:
@@ -74,6 +97,9 @@ def master_daemons(node: str, address: str) -> list[Daemon]:
 def chunkserver_daemons(node: str, address: str) -> list[Daemon]:
     """A chunkserver container: mfschunkserver with its storage tiers."""
     layout = mfsconfig.Layout.from_settings()
+    healed = disks.clear_faults(tiers.configured_tiers(layout.tiers), layout.data_dir)
+    if healed:  # a start is the configured state: every `mooseng disk` change is undone
+        log.info("event=disk_faults_cleared tiers=%s", ",".join(healed))
     mfsconfig.write_chunkserver_configs(layout, address, address)
     return [Daemon("mfschunkserver",
                    ["mfschunkserver", "-c", str(mfsconfig.CHUNKSERVER_CFG), "-f", "start"])]
@@ -98,11 +124,17 @@ def exporter_collectors(role: str, node: str, daemons: list[Daemon]) -> list[Col
     agent's API exports)."""
     if role == "chunkserver":
         layout = mfsconfig.Layout.from_settings()
-        tiers = {str(t): layout.tiers / str(t) for t in settings.read("MOOSENG_CS_TIERS")}  # type: ignore[attr-defined]
-        return [daemon_collector(daemons), TierCollector(tiers)]
+        folders = {str(t): layout.tiers / str(t) for t in settings.read("MOOSENG_CS_TIERS")}  # type: ignore[attr-defined]
+        return [daemon_collector(daemons), TierCollector(folders),
+                tiers_usage_collector(layout)]
     if role == "client":
         return [daemon_collector(daemons), MountCollector(mount_point(node))]
     return []
+
+
+def tiers_usage_collector(layout: mfsconfig.Layout) -> tiers.TierUsageCollector:
+    """``mooseng_tier_*_bytes``: each tier bounded by its mfshdd.cfg limit (:mod:`mooseng.tiers`)."""
+    return tiers.TierUsageCollector(tiers.configured_tiers(layout.tiers), mfsconfig.HDD_CFG)
 
 
 def supervise(daemons: list[Daemon], stop: threading.Event, on_restart=None) -> None:
@@ -128,7 +160,7 @@ def run(role: str) -> int:
     node = node_name()
     address = own_address(node)
     log.info("event=role_start role=%s node=%s address=%s", role, node, address)
-    router.write_config(address, metaloggers=role == "master")
+    router.write_config(address, node, role)
     daemons = [router.router_daemon(), *BUILDERS[role](node, address)]
 
     stop = threading.Event()
@@ -146,8 +178,7 @@ def run(role: str) -> int:
             began = time.monotonic()
             routable = router.wait_until_routable(
                 address, int(settings.read("MOOSENG_ROUTER_CL_PORT")),  # type: ignore[call-overload]
-                list(settings.read("MOOSENG_MASTERS")),  # type: ignore[call-overload]
-                int(settings.read("MOOSENG_API_PORT")),  # type: ignore[call-overload]
+                router.api_urls(node, links.Topology.from_settings()),
                 int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")))  # type: ignore[call-overload]
             log.info("event=router_ready routable=%s waited_s=%.2f", routable,
                      time.monotonic() - began)
@@ -157,12 +188,22 @@ def run(role: str) -> int:
     if collectors:
         exporter = ExporterServer(collectors, port=int(settings.read("MOOSENG_EXPORTER_PORT")))  # type: ignore[call-overload]
         exporter.start()
+    if role == "chunkserver":  # an empty tier must not look full to MooseFS (mooseng/mfs/disks.py)
+        threading.Thread(target=disks.keep_empty_tiers_open, args=(stop,), daemon=True,
+                         name="empty-tiers").start()
+    keeper = None
+    if role == "client":  # the lab's storage classes, through this mount (mooseng/storageclasses.py)
+        keeper = storageclasses.SclassKeeper(
+            mount_point(node), float(settings.read("MOOSENG_SCLASS_CHECK_INTERVAL")))  # type: ignore[arg-type]
+        keeper.start()
 
     def before_restart(daemon: Daemon) -> None:
         if daemon.name == "mfsmount":
             release_stale_mount(mount_point(node))
 
     supervise(daemons, stop, before_restart)
+    if keeper is not None:
+        keeper.stop()
     for daemon in reversed(daemons):
         daemon.stop("graceful")
     if role == "client":

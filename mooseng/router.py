@@ -16,29 +16,47 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mooseng import settings
+from mooseng import links, settings
 from mooseng.supervisor import Daemon
 
 ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
 log = logging.getLogger("mooseng.router")
 
-# (listener name, router port setting, master port setting): chunkservers and clients go to
-# the lease holder only (GET /leader on its agent).
-ROUTES = (
-    ("chunkservers", "MOOSENG_ROUTER_CS_PORT", "MOOSENG_MATOCS_PORT"),
-    ("clients", "MOOSENG_ROUTER_CL_PORT", "MOOSENG_MATOCL_PORT"),
-)
-# Metaloggers (master containers only) follow whichever mfsmaster runs, checked by a plain
-# TCP connect to its metalogger port: during a planned handover the old master keeps
-# streaming its changelog until it exits, while clients are already cut off. Fencing and
-# the lease make sure that at most one mfsmaster runs.
-METALOGGER_ROUTE = ("metaloggers", "MOOSENG_ROUTER_ML_PORT", "MOOSENG_MATOML_PORT")
+# (listener name, router port setting, link kind, check backend): chunkservers and clients go
+# to the lease holder only (GET /leader on its agent). Metaloggers (master containers only)
+# follow whichever mfsmaster runs (GET /master on its agent): during a planned handover the
+# old master keeps streaming its changelog until it exits, while clients are already cut
+# off. Fencing and the lease make sure that at most one mfsmaster runs.
+ROUTES = {
+    "chunkservers": ("MOOSENG_ROUTER_CS_PORT", "cs", "leader-check"),
+    "clients": ("MOOSENG_ROUTER_CL_PORT", "cl", "leader-check"),
+    "metaloggers": ("MOOSENG_ROUTER_ML_PORT", "ml", "master-check"),
+    # The reply barrier's taps (MOOSENG_BARRIER on): acknowledgements go to the same mfsmaster
+    # the metalogger stream comes from, and a partition cuts both.
+    "acks": ("MOOSENG_ROUTER_ACK_PORT", "ack", "master-check"),
+}
+CHECKS = {"leader-check": "/leader", "master-check": "/master"}
+# Which listeners each kind of container needs.
+ROLE_ROUTES = {"master": ("metaloggers", "clients"), "chunkserver": ("chunkservers",),
+               "client": ("clients",)}
+BARRIER_ROUTES = {"master": ("acks",)}  # added with MOOSENG_BARRIER on
 
 
-def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_ms: int,
-                   metaloggers: bool = False) -> str:
-    """The HAProxy configuration routing MooseFS ports to the leader (and, with
-    ``metaloggers``, the metalogger port to the running mfsmaster)."""
+def role_routes(role: str, barrier: bool = False) -> tuple[str, ...]:
+    """The listeners a ``role`` container's router serves."""
+    return ROLE_ROUTES[role] + (BARRIER_ROUTES.get(role, ()) if barrier else ())
+
+
+def haproxy_config(bind_address: str, node: str, role: str, topology: links.Topology,
+                   check_ms: int, barrier: bool = False) -> str:
+    """The HAProxy configuration of ``node`` (a ``role`` container): each listener forwards
+    to the master its check backend marks up, through that link's proxy.
+
+    The checks travel through the node's own ``api`` proxy to each master, so cutting a
+    node's links cuts what its router knows about the leader together with the data path
+    (no half-partition). Each check backend asks each agent once per interval; the
+    listeners only ``track`` its verdicts.
+    """
     lines = [
         "global",
         "    maxconn 4096",
@@ -62,44 +80,36 @@ def haproxy_config(bind_address: str, masters: list[str], api_port: int, check_m
         "    timeout client 10m",
         "    timeout server 10m",
         "    timeout check 1s",
+        # Every master is reached through the same Toxiproxy host: allow-dup-ip keeps the
+        # resolver from leaving all but one of them with "No IP for server".
         (f"    default-server inter {check_ms} fastinter {check_ms} downinter {check_ms} fall 2 "
-         "rise 1 on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none"),
+         "rise 1 on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none "
+         "resolve-opts allow-dup-ip"),
         "",
     ]
-    # Only the first listener checks the agents; the others track its verdicts, so each
-    # container asks each agent once per interval, not once per port.
-    checker = ROUTES[0][0]
-    for name, router_port_key, master_port_key in ROUTES:
-        router_port = settings.read(router_port_key)
-        master_port = settings.read(master_port_key)
-        lines += [f"listen {name}", f"    bind {bind_address}:{router_port}"]
-        if name == checker:
-            lines += ["    option httpchk GET /leader", "    http-check expect status 200"]
-            lines += [f"    server {master} {master}:{master_port} check port {api_port}"
-                      for master in masters]
-        else:
-            lines += [f"    server {master} {master}:{master_port} track {checker}/{master}"
-                      for master in masters]
+    routes = role_routes(role, barrier)
+    for backend in sorted({ROUTES[name][2] for name in routes}):
+        lines += [f"backend {backend}", f"    option httpchk GET {CHECKS[backend]}",
+                  "    http-check expect status 200"]
+        for master in topology.masters:
+            host, port = topology.dial(node, master, "api")
+            lines.append(f"    server {master} {host}:{port} check")
         lines.append("")
-    if metaloggers:
-        name, router_port_key, master_port_key = METALOGGER_ROUTE
-        lines += [f"listen {name}",
-                  f"    bind {bind_address}:{settings.read(router_port_key)}"]
-        lines += [f"    server {master} {master}:{settings.read(master_port_key)} check"
-                  for master in masters]
+    for name in routes:
+        router_port_key, kind, backend = ROUTES[name]
+        lines += [f"listen {name}", f"    bind {bind_address}:{settings.read(router_port_key)}"]
+        for master in topology.masters:
+            host, port = topology.dial(node, master, kind)
+            lines.append(f"    server {master} {host}:{port} track {backend}/{master}")
         lines.append("")
     return "\n".join(lines)
 
 
-def write_config(bind_address: str, metaloggers: bool = False) -> Path:
+def write_config(bind_address: str, node: str, role: str) -> Path:
     """Render the router config for this container from the settings."""
-    body = haproxy_config(
-        bind_address,
-        list(settings.read("MOOSENG_MASTERS")),
-        int(settings.read("MOOSENG_API_PORT")),
-        int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")),
-        metaloggers=metaloggers,
-    )
+    body = haproxy_config(bind_address, node, role, links.Topology.from_settings(),
+                          int(settings.read("MOOSENG_ROUTER_CHECK_INTERVAL_MS")),  # type: ignore[call-overload]
+                          barrier=role == "master" and bool(settings.read("MOOSENG_BARRIER")))
     ROUTER_CFG.parent.mkdir(parents=True, exist_ok=True)
     ROUTER_CFG.write_text(body)
     return ROUTER_CFG
@@ -118,10 +128,10 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
-def _some_master_leads(masters: list[str], api_port: int) -> bool:
-    for master in masters:
+def _some_master_leads(api_urls: list[str]) -> bool:
+    for url in api_urls:
         try:
-            with urllib.request.urlopen(f"http://{master}:{api_port}/leader", timeout=0.5) as reply:
+            with urllib.request.urlopen(f"{url}/leader", timeout=0.5) as reply:
                 if reply.status == 200:
                     return True
         except (OSError, urllib.error.URLError):
@@ -129,8 +139,14 @@ def _some_master_leads(masters: list[str], api_port: int) -> bool:
     return False
 
 
-def wait_until_routable(address: str, port: int, masters: list[str], api_port: int,
-                        check_ms: int, timeout: float = 20.0) -> bool:
+def api_urls(node: str, topology: links.Topology) -> list[str]:
+    """The masters' agent URLs as ``node`` reaches them (through its api proxies)."""
+    return [f"http://{host}:{port}" for host, port in
+            (topology.dial(node, master, "api") for master in topology.masters)]
+
+
+def wait_until_routable(address: str, port: int, api_urls: list[str], check_ms: int,
+                        timeout: float = 20.0) -> bool:
     """Wait until the router listens on ``port`` and a master leads, then for two router
     checks (HAProxy assumes every server up until its first check says otherwise).
 
@@ -140,7 +156,7 @@ def wait_until_routable(address: str, port: int, masters: list[str], api_port: i
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _listening(address, port) and _some_master_leads(masters, api_port):
+        if _listening(address, port) and _some_master_leads(api_urls):
             time.sleep(2 * check_ms / 1000)
             return True
         time.sleep(0.1)

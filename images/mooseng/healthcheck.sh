@@ -28,8 +28,11 @@ case "$role" in
   client)
     mnt="${MOOSENG_MOUNT_POINT:-/mnt/$node}"
     probe="$mnt/.health-$node"
-    timeout 8 bash -c "mountpoint -q '$mnt' && stat '$mnt' >/dev/null \
-      && echo \"$node \$(date +%s%N)\" > '$probe' && cat '$probe' >/dev/null && rm -f '$probe'" \
+    # The script given to bash -c is a constant: the paths travel as arguments ($1 $2 $3),
+    # never interpolated into shell text (a quote in MOOSENG_MOUNT_POINT once made it pass).
+    timeout 8 bash -c 'mountpoint -q -- "$1" && stat -- "$1" >/dev/null \
+      && printf "%s %s\n" "$3" "$(date +%s%N)" > "$2" && cat -- "$2" >/dev/null && rm -f -- "$2"' \
+      mooseng-healthcheck "$mnt" "$probe" "$node" \
       || fail "$mnt: stat or probe write failed"
     echo "healthy: client: $mnt answers stat and probe writes" ;;
   *) fail "unknown role (expected master, chunkserver or client)" ;;

@@ -172,6 +172,12 @@ class Store(abc.ABC):
     def raft_status(self) -> RaftStatus:
         """Term, commit index, quorum, Raft leader and peer links."""
 
+    @abc.abstractmethod
+    def follower_contact_age(self) -> float | None:
+        """Seconds since any follower last answered this replica's Raft AppendEntries, while
+        this replica leads the consensus group; None when it does not lead (or cannot tell).
+        A local read that never blocks (the fencing watchdog calls it every few ms)."""
+
     def move_raft_leadership(self, node: str) -> bool:
         """Best effort: if this replica leads the consensus group, hand that leadership to
         ``node`` (the lease holder), so that the holder's renewals never wait for an

@@ -89,3 +89,72 @@ def chunkservers(text: str) -> list[dict[str, Any]]:
             "total_bytes": size_bytes(fields[9]),
         })
     return servers
+
+
+def _optional_number(field: str) -> int | None:
+    """An mfscli count, where ``-`` means none (0 or not applicable)."""
+    return None if field.strip() in ("-", "") else number(field)
+
+
+def _label_terms(field: str) -> list[str]:
+    """A class's label list as mfscli prints it (``F , S``, ``* , *``): one term per copy."""
+    return [term.strip() for term in field.split(",") if term.strip()]
+
+
+def storage_classes(text: str) -> list[dict[str, Any]]:
+    """``-SSC`` rows (mfscli.py 3.0.117, plain mode: 22 columns): id, name, admin only, mode,
+    files, dirs, standard chunks under/exact/over, archived chunks under/exact/over, then for
+    create, keep and archive: can be fulfilled, label count, labels; archive delay (``Nd``)."""
+    classes = []
+    for fields in rows(text, "storage classes"):
+        if len(fields) < 22:
+            continue
+        delay = fields[21].strip()
+        placement = {}
+        for kind, at in (("create", 12), ("keep", 15), ("archive", 18)):
+            placement[kind] = {"can_be_fulfilled": fields[at], "labels": _label_terms(fields[at + 2])}
+        classes.append({
+            "id": number(fields[0]), "name": fields[1], "admin_only": fields[2] == "YES",
+            "mode": fields[3], "files": number(fields[4]), "dirs": number(fields[5]),
+            "chunks": {"undergoal": _optional_number(fields[6]) or 0,
+                       "exact": _optional_number(fields[7]) or 0,
+                       "overgoal": _optional_number(fields[8]) or 0},
+            "archived_chunks": None if fields[10].strip() == "-" else {
+                "undergoal": _optional_number(fields[9]) or 0,
+                "exact": _optional_number(fields[10]) or 0,
+                "overgoal": _optional_number(fields[11]) or 0},
+            **placement,
+            "archive_delay_days": int(delay[:-1]) if re.fullmatch(r"\d+d", delay) else None,
+        })
+    return classes
+
+
+def disks(text: str) -> list[dict[str, Any]]:
+    """``-SHD`` rows (mfscli.py 3.0.117, plain mode: 14 columns): ``ip:port:path``, chunks,
+    last error (a Unix time or ``no errors``), status (``ok``, ``damaged``, ``invalid``,
+    ``marked for removal ...``, ``scanning``; several joined by ``, ``), 8 I/O figures, then
+    used and total bytes (or ``progress:`` and the scan percentage while scanning). ``tier``
+    is the folder's last path element; ``damaged`` is true for damaged and invalid folders
+    (an mfshdd.cfg line MooseFS could not use is reported invalid)."""
+    found = []
+    for fields in rows(text, "disks"):
+        if len(fields) < 14 or fields[0].count(":") < 2:
+            continue
+        host, port, path = fields[0].split(":", 2)
+        status = fields[3]
+        scanning = fields[12].strip() == "progress:"
+        error = fields[2].strip()
+        found.append({
+            "address": f"{host}:{port}", "path": path,
+            "tier": path.rstrip("/").rsplit("/", 1)[-1],
+            "chunks": number(fields[1]),
+            "last_error": None if error in ("no errors", "-", "") else (
+                number(error) if re.fullmatch(r"[\d ]+", error) else error),
+            "status": status,
+            "damaged": "damaged" in status or "invalid" in status,
+            "marked_for_removal": "marked for removal" in status,
+            "scan_progress": number(fields[13]) if scanning else None,
+            "used_bytes": None if scanning else size_bytes(fields[12]),
+            "total_bytes": None if scanning else size_bytes(fields[13]),
+        })
+    return found

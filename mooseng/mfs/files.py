@@ -48,18 +48,22 @@ def metadata_header_version(path: Path) -> int:
     return struct.unpack(">Q", header[8:16])[0]
 
 
-def change_number(data_path: Path) -> int:
+def change_number(data_path: Path, tap_folder: Path | None = None) -> int:
     """The highest change this node holds, leader or follower alike: the last line of any
     changelog in DATA_PATH (the master's ``changelog.N.mfs`` or the metalogger's
-    ``changelog_ml*.mfs``), else the version in a metadata file header, else 0.
+    ``changelog_ml*.mfs``), else the version in a metadata file header, else 0. With
+    ``tap_folder`` (reply barrier on), also the last change of the tap segments a restore
+    can use (:func:`tap_segments`): what this follower acknowledged counts in the choice.
 
     Read from files, not from ``mfscli``, so leader and followers are measured the same
     way and the number is never stale."""
     best = 0
+    if tap_folder is not None:
+        best = tap_segments(data_path, tap_folder)[1]
     try:
         names = os.listdir(data_path)
     except OSError:
-        return 0
+        return best
     for name in names:
         if ANY_CHANGELOG.match(name):
             best = max(best, last_change(data_path / name))
@@ -67,6 +71,145 @@ def change_number(data_path: Path) -> int:
         for name in ("metadata.mfs", "metadata.mfs.back", "metadata_ml.mfs", "metadata_ml.mfs.back"):
             best = max(best, metadata_header_version(data_path / name))
     return best
+
+
+def trim_torn_lines(data_path: Path) -> list[tuple[Path, int]]:
+    """Cut the incomplete last line off every changelog in DATA_PATH; return (file, bytes cut)
+    for each file cut.
+
+    ``mfsmaster -a`` skips a changelog that does not end in a newline *entirely* (its last
+    version reads as 0: "garbage at the end of file", mfsmaster/changelog.c), so one torn
+    line, left by a metalogger killed between two stdio flushes, would drop every change of
+    that file from the restore. The torn line itself was never complete anywhere on disk."""
+    cut = []
+    try:
+        names = sorted(n for n in os.listdir(data_path) if ANY_CHANGELOG.match(n))
+    except OSError:
+        return []
+    for name in names:
+        path = data_path / name
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    continue
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    continue
+                keep, chunk_end = 0, size
+                while chunk_end > 0:  # find the last newline, reading backwards
+                    start = max(0, chunk_end - TAIL_BYTES)
+                    handle.seek(start)
+                    found = handle.read(chunk_end - start).rfind(b"\n")
+                    if found >= 0:
+                        keep = start + found + 1
+                        break
+                    chunk_end = start
+            os.truncate(path, keep)
+        except OSError:
+            continue
+        cut.append((path, size - keep))
+    return cut
+
+
+TAP_SEGMENT = re.compile(r"^changelog_ml_back\.(\d+)\.mfs$")
+TAP_SEGMENT_BASE = 100  # the tap numbers its files from 100 (mooseng.barrier.tap)
+
+
+def first_change(path: Path) -> int:
+    """The change number on the first line of a changelog; 0 if none."""
+    try:
+        with path.open("rb") as handle:
+            line = handle.readline()
+    except OSError:
+        return 0
+    head, sep, _ = line.partition(b": ")
+    return int(head) if sep and head.isdigit() and line.endswith(b"\n") else 0
+
+
+def restore_coverage(data_path: Path) -> int:
+    """The highest change a restore from DATA_PATH reaches at least: the best metadata file's
+    version minus one (a header holds the number of the *next* change), or the last
+    complete line of a changelog."""
+    best = 0
+    for name in ("metadata.mfs", "metadata.mfs.back", "metadata_ml.mfs", "metadata_ml.mfs.back"):
+        best = max(best, metadata_header_version(data_path / name) - 1)
+    try:
+        names = os.listdir(data_path)
+    except OSError:
+        return best
+    for name in names:
+        if ANY_CHANGELOG.match(name):
+            best = max(best, last_change(data_path / name))
+    return best
+
+
+def tap_segments(data_path: Path, tap_folder: Path) -> tuple[list[Path], int]:
+    """The reply barrier tap's files (``changelog_ml_back.1NN.mfs`` in ``tap_folder``) that a
+    restore from DATA_PATH can use, and the change they reach (0 when none).
+
+    A restore fails on a hole between change files, so only segments that continue, in
+    order, from what DATA_PATH covers count: a segment that starts after a hole (the tap
+    lost the stream and its anchor) is left out, and so is everything after it."""
+    try:
+        numbered = sorted((int(m.group(1)), tap_folder / n) for n in os.listdir(tap_folder)
+                          if (m := TAP_SEGMENT.match(n)) and int(m.group(1)) >= TAP_SEGMENT_BASE)
+    except OSError:
+        return [], 0
+    covered = restore_coverage(data_path)
+    usable, reached = [], 0
+    for _number, path in numbered:
+        first, last = first_change(path), last_change(path)
+        if not first or not last:
+            continue
+        if first > covered + 1:
+            break
+        usable.append(path)
+        covered = max(covered, last)
+        reached = covered
+    return usable, reached
+
+
+def link_tap_segments(data_path: Path, tap_folder: Path) -> list[Path]:
+    """Put the usable tap segments (:func:`tap_segments`) into DATA_PATH under their own
+    names (``mfsmaster -a`` merges ``changelog_ml_back.N.mfs``; mfsmetalogger never uses
+    N >= 100): a hard link, or a copy across file systems; an older file of that name is
+    replaced. Returns the files placed in DATA_PATH."""
+    placed = []
+    for source in tap_segments(data_path, tap_folder)[0]:
+        target = data_path / source.name
+        try:
+            if target.exists() and os.path.samefile(source, target):
+                placed.append(target)
+                continue
+        except OSError:
+            pass
+        staging = data_path / f".{source.name}.tmp"
+        try:
+            staging.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            os.link(source, staging)
+        except OSError:
+            shutil.copy2(source, staging)
+        os.replace(staging, target)
+        placed.append(target)
+    return placed
+
+
+MASTER_CHANGELOG = re.compile(r"^changelog\.\d+\.mfs$")
+
+
+def own_master_change(data_path: Path) -> int:
+    """The last change this node's own mfsmaster wrote: the last line of its changelogs
+    (``changelog.N.mfs``, not the metalogger's ``changelog_ml*``, which after a demotion may
+    already hold a newer leader's changes under the same numbers); 0 if it wrote none."""
+    try:
+        names = os.listdir(data_path)
+    except OSError:
+        return 0
+    return max((last_change(data_path / n) for n in names if MASTER_CHANGELOG.match(n)), default=0)
 
 
 # A changelog line that locks a chunk for writing (``WRITE(inode,index,...):chunk``) or
