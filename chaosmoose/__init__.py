@@ -1,6 +1,7 @@
 """chaosmoose: Chaos Toolkit extension for the MooseNG lab.
 
-``discover()`` names every activity module; the Docker client factory is
+``discover()`` names every activity module (``ACTIVITY_MODULES``: the ``probes`` and
+``actions`` modules of every subpackage, found on disk); the Docker client factory is
 ``chaosmoose._docker.docker_client`` (re-exported lazily here as ``docker_client``). This
 module imports nothing heavy: client containers import ``chaosmoose.workload.runner``
 through it with only the standard library available.
@@ -10,18 +11,21 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-ACTIVITY_MODULES = (
-    "chaosmoose.master.probes",
-    "chaosmoose.master.actions",
-    "chaosmoose.workload.probes",
-    "chaosmoose.workload.actions",
-    "chaosmoose.faults.probes",
-    "chaosmoose.faults.actions",
-    "chaosmoose.monitoring.probes",
-    "chaosmoose.chunkserver.probes",
-    "chaosmoose.chunkserver.actions",
-    "chaosmoose.logs.probes",
-)
+
+def _activity_modules() -> tuple[str, ...]:
+    """Every subpackage's ``probes`` then ``actions`` module, packages in name order.
+
+    Found on disk by convention (standard library only, nothing imported), so a new family
+    package with ``actions.py``/``probes.py`` is discovered without editing this file.
+    """
+    from chaosmoose._packages import subpackage_modules
+
+    probes, actions = subpackage_modules("probes"), subpackage_modules("actions")
+    return tuple(sorted(probes + actions,
+                        key=lambda m: (m.rsplit(".", 1)[0], m.endswith(".actions"))))
+
+
+ACTIVITY_MODULES = _activity_modules()
 
 __all__ = ["ACTIVITY_MODULES", "__version__", "discover", "docker_client"]
 

@@ -43,11 +43,18 @@ def set_docker_client(client: Any) -> None:
 SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP")
 
 
+def signal_problem(signal: Any) -> str | None:
+    """Why ``signal`` is not one a kill action may send (``None`` when it is)."""
+    if signal not in SIGNALS:
+        return f"signal={signal!r} is not supported; expected one of {', '.join(SIGNALS)}"
+    return None
+
+
 def check_signal(signal: str) -> None:
     """Fail unless ``signal`` is one a kill action may send."""
-    if signal not in SIGNALS:
-        raise ActivityFailed(f"signal {signal!r} is not supported; expected one of "
-                             f"{', '.join(SIGNALS)}")
+    problem = signal_problem(signal)
+    if problem:
+        raise ActivityFailed(problem)
 
 
 def find_container(project: str, service: str, client: Any = None) -> Any:

@@ -64,12 +64,27 @@ SETTINGS: dict[str, Setting] = {
                 "Timeout of one HTTP request to a master agent (seconds)."),
         Setting("chaosmoose_run_dir", "CHAOSMOOSE_RUN_DIR", "runs/current",
                 "Directory of the fault ledger and workload histories (relative to the cwd)."),
+        Setting("chaosmoose_runs_dir", "CHAOSMOOSE_RUNS_DIR", "runs",
+                "Directory holding every run directory; cleanup, the strict preflight and the "
+                "open_faults probe read every faults.jsonl below it."),
+        Setting("max_masters_down", "CHAOSMOOSE_MAX_MASTERS_DOWN", "1",
+                "Blast-radius guard: most masters a fault may leave down at once, counting "
+                "every open fault of every ledger; raise it in an experiment to break quorum."),
+        Setting("max_chunkservers_down", "CHAOSMOOSE_MAX_CHUNKSERVERS_DOWN", "1",
+                "Blast-radius guard: most chunkservers a fault may leave down at once."),
         Setting("chaosmoose_run_id", "CHAOSMOOSE_RUN_ID", None,
                 "Identifier of this run (default: generated once per process)."),
         Setting("logs_service", "CHAOSMOOSE_LOGS_SERVICE", "logs",
                 "Compose service of the central log collector (chaosmoose logs, log probes)."),
         Setting("prometheus_url", "CHAOSMOOSE_PROMETHEUS_URL", "http://127.0.0.1:9090",
                 "Prometheus base URL (chaosmoose.monitoring probes)."),
+        Setting("toxiproxy_url", "CHAOSMOOSE_TOXIPROXY_URL", "http://127.0.0.1:8474",
+                "Toxiproxy API that every cluster link passes through (chaosmoose.network)."),
+        Setting("evidence_log_lines", "CHAOSMOOSE_EVIDENCE_LOG_LINES", "100000",
+                "Most collected log lines a run directory keeps as evidence "
+                "(evidence/logs.jsonl.gz, stored at the end of a run): every line of the run's "
+                "window up to this many; beyond it every line matching the report's default "
+                "pattern and the newest others."),
     )
 }
 
@@ -180,11 +195,6 @@ def parse_bool(key: str, value: Any) -> bool:
     raise SettingError(f"{key}={value!r} is invalid; expected a boolean (true/false)")
 
 
-def get_float(key: str, configuration: Configuration = None, secrets: Secrets = None) -> float:
-    """A numeric setting."""
-    return parse_float(key, raw(key, configuration, secrets))
-
-
 def parse_name_list(key: str, value: Any) -> list[str]:
     """A comma-separated list (or JSON list) of unique non-empty names."""
     if isinstance(value, str):
@@ -278,6 +288,14 @@ def http_timeout(configuration: Configuration = None, secrets: Secrets = None) -
     return value
 
 
+def toxiproxy_url(configuration: Configuration = None, secrets: Secrets = None) -> str:
+    """The Toxiproxy API base URL (``toxiproxy_url``), without a trailing slash."""
+    url = (get_str("toxiproxy_url", configuration, secrets) or "").strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or len(url) < 10 or " " in url:
+        raise SettingError(f"toxiproxy_url={url!r} is invalid; expected http://host:port")
+    return url
+
+
 def api_token(configuration: Configuration = None, secrets: Secrets = None) -> str | None:
     """The switchover token (never logged)."""
     return get_str("mooseng_api_token", configuration, secrets)
@@ -287,6 +305,40 @@ def run_dir(configuration: Configuration = None, secrets: Secrets = None) -> Pat
     """The run directory holding the ledger and workload histories (created on demand)."""
     value = get_str("chaosmoose_run_dir", configuration, secrets) or "runs/current"
     return Path(value)
+
+
+def runs_dir(configuration: Configuration = None, secrets: Secrets = None) -> Path:
+    """The directory below which every run directory (and its ledger) lives."""
+    value = get_str("chaosmoose_runs_dir", configuration, secrets) or "runs"
+    if not value.strip():
+        raise SettingError(f"chaosmoose_runs_dir={value!r} is invalid; expected a directory")
+    return Path(value)
+
+
+def evidence_log_lines(configuration: Configuration = None, secrets: Secrets = None) -> int:
+    """Most log lines stored as a run's evidence (``evidence_log_lines``, >= 1)."""
+    return parse_int("evidence_log_lines", raw("evidence_log_lines", configuration, secrets),
+                     minimum=1)
+
+
+def max_down(key: str, configuration: Configuration = None, secrets: Secrets = None) -> int:
+    """A blast-radius limit (``max_masters_down``, ``max_chunkservers_down``): a whole
+    number >= 0."""
+    return parse_int(key, raw(key, configuration, secrets))
+
+
+def blast_radius_limits(configuration: Configuration = None,
+                        secrets: Secrets = None) -> dict[str, tuple[int, list[str]]]:
+    """``{setting key: (limit, services it counts)}`` for the blast-radius guard."""
+    return {"max_masters_down": (max_down("max_masters_down", configuration, secrets),
+                                 list(masters(configuration, secrets))),
+            "max_chunkservers_down": (max_down("max_chunkservers_down", configuration, secrets),
+                                      chunkservers(configuration, secrets))}
+
+
+def _max_down_settings(configuration: Configuration = None, secrets: Secrets = None) -> None:
+    for key in ("max_masters_down", "max_chunkservers_down"):
+        max_down(key, configuration, secrets)
 
 
 _PROCESS_RUN_ID = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -305,7 +357,8 @@ def run_id(configuration: Configuration = None, secrets: Secrets = None) -> str:
 def validate_all(configuration: Configuration = None, secrets: Secrets = None) -> list[str]:
     """Parse every setting; return one message per malformed value (empty when all good)."""
     errors = []
-    for check in (masters, clients, project, http_timeout, run_dir, run_id):
+    for check in (masters, clients, chunkservers, project, http_timeout, run_dir, runs_dir,
+                  run_id, toxiproxy_url, _max_down_settings, evidence_log_lines):
         try:
             check(configuration, secrets)
         except SettingError as exc:

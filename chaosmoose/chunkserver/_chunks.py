@@ -21,7 +21,8 @@ __all__: list[str] = []  # not an activity module
 TIERS_ROOT = "/var/lib/mooseng/tiers"  # MOOSENG_DATA_DIR/tiers in chunkserver containers
 TOOL = ["python3", "/tmp/chaosmoose/chunktool.py"]
 CHUNK_LINE = re.compile(r"^\s*chunk (\d+): ([0-9A-F]{16})_([0-9A-F]{8})\b")
-COPY_LINE = re.compile(r"^\s*copy \d+: ([0-9.]+):(\d+)(?: \(status:([A-Z_]+)\))?")
+# A status may hold spaces and commas: "MARKED FOR REMOVAL", "WRONG VERSION , MARKED FOR ...".
+COPY_LINE = re.compile(r"^\s*copy \d+: ([0-9.]+):(\d+)(?: \(status:([A-Z_ ,]+?)\))?")
 
 
 def check_path(path: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmoose import _settings
+from chaosmoose import _container, _settings
 from chaosmoose._http import Reply, get_all
 
 logger = logging.getLogger("chaostoolkit")
@@ -111,17 +111,15 @@ def single_leader(view: MasterView) -> str:
     )
 
 
-def resolve_target(target: str, configuration: Any = None, secrets: Any = None,
-                   rng: random.Random | None = None) -> tuple[str, str | None, MasterView]:
-    """Resolve ``leader``, ``follower``, ``random-follower`` or a name, now.
+def choose(view: MasterView, target: str,
+           rng: random.Random | None = None) -> tuple[str, str | None]:
+    """Resolve ``leader``, ``follower``, ``random-follower`` or a name against ``view``.
 
-    Returns (master name, its role as reported, the snapshot used).
+    Returns (master name, its role as reported). Several targets resolved against one view
+    are consistent with each other (the leader is never also "the follower").
     """
-    validate_target(target, configuration, secrets)
-    view = snapshot(configuration, secrets)
     if target == "leader":
-        name = single_leader(view)
-        return name, "leader", view
+        return single_leader(view), "leader"
     if target in ("follower", "random-follower"):
         leader = single_leader(view)
         followers = [n for n in view.masters
@@ -131,11 +129,37 @@ def resolve_target(target: str, configuration: Any = None, secrets: Any = None,
             raise ActivityFailed(f"no follower to target ({roles}); expected at least one "
                                  "master in role follower")
         name = (rng or random).choice(followers) if target == "random-follower" else followers[0]
-        return name, "follower", view
-    return target, view.role(target), view
+        return name, "follower"
+    return target, view.role(target)
 
 
-CONTAINER_KINDS = ("container.kill", "container.stop", "container.pause", "container.restart")
+def resolve_roles(targets: list[str], configuration: Any = None, secrets: Any = None,
+                  rng: random.Random | None = None) -> dict[str, str]:
+    """Resolve several targets now, all against one snapshot: ``{target: master name}``.
+
+    No snapshot is taken (no master is asked) when ``targets`` is empty.
+    """
+    if not targets:
+        return {}
+    for target in targets:
+        validate_target(target, configuration, secrets)
+    view = snapshot(configuration, secrets)
+    return {target: choose(view, target, rng)[0] for target in targets}
+
+
+def resolve_target(target: str, configuration: Any = None, secrets: Any = None,
+                   rng: random.Random | None = None) -> tuple[str, str | None, MasterView]:
+    """Resolve ``leader``, ``follower``, ``random-follower`` or a name, now.
+
+    Returns (master name, its role as reported, the snapshot used).
+    """
+    validate_target(target, configuration, secrets)
+    view = snapshot(configuration, secrets)
+    name, role = choose(view, target, rng)
+    return name, role, view
+
+
+CONTAINER_KINDS = _container.KINDS
 
 
 def ledger_for(configuration: Any = None, secrets: Any = None) -> Any:
@@ -147,10 +171,20 @@ def ledger_for(configuration: Any = None, secrets: Any = None) -> Any:
 
 def faulted_masters(configuration: Any = None, secrets: Any = None,
                     kinds: tuple[str, ...] = CONTAINER_KINDS,
-                    state: str | None = None) -> list[dict[str, Any]]:
-    """Faults of this run on master containers (in the order they were injected)."""
+                    state: str | None = None, cut_off: bool = True) -> list[dict[str, Any]]:
+    """Faults of this run that took a master out of service, in the order they were
+    injected: faults of ``kinds`` on master containers and, with ``cut_off``, any fault that
+    lists masters under ``cut_off`` (``[{"service", "role"}]``, e.g. a network partition
+    that left them without a majority), one entry per master, shaped like a container
+    fault (undo it through its own kind, never as a container fault)."""
     masters = _settings.masters(configuration, secrets)
     run = _settings.run_id(configuration, secrets)
-    return [f for f in ledger_for(configuration, secrets).faults(run=run, kinds=kinds,
-                                                                 state=state)
-            if f.get("target", {}).get("service") in masters]
+    found = []
+    for fault in ledger_for(configuration, secrets).faults(run=run, state=state):
+        if fault.get("kind") in kinds and fault.get("target", {}).get("service") in masters:
+            found.append(fault)
+        for cut in (fault.get("cut_off") or []) if cut_off else []:
+            if isinstance(cut, dict) and cut.get("service") in masters:
+                found.append({**fault, "target": {"service": cut["service"]},
+                              "role": cut.get("role")})
+    return found

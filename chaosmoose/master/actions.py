@@ -14,7 +14,7 @@ import time
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosmoose import _docker, _faults, _settings
+from chaosmoose import _container, _docker, _faults, _settings
 from chaosmoose._http import request
 from chaosmoose.master import _cluster
 
@@ -41,9 +41,9 @@ def _hit(kind: str, target: str, configuration: Configuration, secrets: Secrets,
     epoch = view.epoch_of(name)
     ledger = _cluster.ledger_for(configuration, secrets)
     fault = _faults.inject(
-        ledger, kind, _faults.target_of(container, project, name), run,
+        ledger, kind, _container.target_of(container, project, name), run,
         lambda: getattr(container, apply_name)(**apply_args),
-        role=role, epoch=epoch, selector=target,
+        role=role, epoch=epoch, selector=target, configuration=configuration, secrets=secrets,
     )
     logger.info("%s: %s (%s, epoch %s) in container %s", kind, name, role, epoch,
                 container.name)
@@ -152,7 +152,8 @@ def switchover(to: str = "", wait: bool = True, timeout: float = 30.0,
 
 def _undo_master_faults(kinds: tuple[str, ...], configuration: Configuration,
                         secrets: Secrets) -> list:
-    faults = _cluster.faulted_masters(configuration, secrets, kinds=kinds, state="open")
+    faults = _cluster.faulted_masters(configuration, secrets, kinds=kinds, state="open",
+                                      cut_off=False)
     return _faults.undo_each(_cluster.ledger_for(configuration, secrets), faults, "master")
 
 

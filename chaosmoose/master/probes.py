@@ -14,10 +14,13 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosmoose import _settings
+from chaosmoose import _container, _settings
 from chaosmoose._checks import fail as _fail
 from chaosmoose._http import Reply, get_all, request
-from chaosmoose.master import _cluster
+from chaosmoose.ledger import Ledger
+from chaosmoose.master import _cluster, overlap
+from chaosmoose.workload import _clients, lossbound
+from chaosmoose.workload.checker import UNKNOWN
 
 __all__ = [
     "chunk_matrix",
@@ -27,7 +30,9 @@ __all__ = [
     "leader",
     "leader_differs_from_faulted",
     "leader_name",
+    "loss_within_crash_window",
     "masters_agree_on_leader",
+    "no_leader_overlap",
     "no_second_leader_served",
     "node_role",
     "wait_for_leader",
@@ -135,7 +140,8 @@ def _leader_cluster(configuration: Configuration, secrets: Secrets) -> tuple[str
     return name, reply.body
 
 
-def _health_problems(name: str, body: dict, expected_chunkservers: int) -> list[str]:
+def _health_problems(name: str, body: dict, expected_chunkservers: int,
+                     include_overgoal: bool = False) -> list[str]:
     problems = []
     chunkservers = body.get("chunkservers")
     if chunkservers is None:
@@ -147,28 +153,31 @@ def _health_problems(name: str, body: dict, expected_chunkservers: int) -> list[
     if chunks is None:
         problems.append(f"chunk matrix unknown ({body.get('chunks_error', 'no reason given')})")
     else:
-        for state in ("missing", "endangered", "undergoal"):
+        states = ("missing", "endangered", "undergoal") + (("overgoal",) if include_overgoal else ())
+        for state in states:
             if chunks.get(state, 0):
                 problems.append(f"{chunks[state]} chunks {state} but expected 0")
     return problems
 
 
 def cluster_healthy(expected_chunkservers: int = 3, timeout: float = 0.0,
-                    raise_on_unhealthy: bool = True, configuration: Configuration = None,
-                    secrets: Secrets = None) -> bool:
+                    raise_on_unhealthy: bool = True, include_overgoal: bool = False,
+                    configuration: Configuration = None, secrets: Secrets = None) -> bool:
     """True when the leader sees ``expected_chunkservers`` chunkservers and a clean matrix.
 
     Reads ``/cluster`` from the serving leader: the number of connected chunkservers must
-    equal ``expected_chunkservers`` and no chunk may be missing, endangered or undergoal.
-    With ``timeout`` > 0, polls once a second until healthy or the time is up.
+    equal ``expected_chunkservers`` and no chunk may be missing, endangered or undergoal
+    (nor overgoal, with ``include_overgoal``: copies left over after a chunkserver came
+    back). With ``timeout`` > 0, polls once a second until healthy or the time is up.
     """
     expected = _settings.parse_int("expected_chunkservers", expected_chunkservers, minimum=0)
+    overgoal = _settings.parse_bool("include_overgoal", include_overgoal)
     wait = _settings.parse_float("timeout", timeout)
     deadline = time.monotonic() + wait
     while True:
         try:
             name, body = _leader_cluster(configuration, secrets)
-            problems = _health_problems(name, body, expected)
+            problems = _health_problems(name, body, expected, overgoal)
         except ActivityFailed as exc:
             problems = [str(exc)]
         if not problems:
@@ -373,3 +382,183 @@ def no_second_leader_served(raise_on_split_brain: bool = True,
                          f"overlapping rounds, {len(summary['stale'])} stale answers; first: "
                          f"{first}); expected one leader at a time")
     return True
+
+
+NO_RUN = {"valid": True, "overlaps": 0, "overlap_s": 0.0, "acknowledged_in_overlaps": 0,
+          "leader_changes": [], "note": "nothing in this run yet (no ledger entry, workload or "
+                                        "leader watch): no window to check"}
+
+
+def _overlap_file(configuration: Configuration, secrets: Secrets) -> Path:
+    return _settings.run_dir(configuration, secrets) / "leader-overlap.json"
+
+
+def _watches(configuration: Configuration, secrets: Secrets) -> list[dict]:
+    """The summaries ``watch_leaders`` wrote in this run."""
+    try:
+        lines = _watch_file(configuration, secrets).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _run_started(histories: dict | None, watches: list[dict], configuration: Configuration,
+                 secrets: Secrets) -> tuple[float | None, str]:
+    """When this run began, from the run directory: the earliest of its first ledger entry
+    (a fault, or the workload's runners), its workload's first record and its first leader
+    watch; (None, "") when it holds none of them."""
+    run = _settings.run_id(configuration, secrets)
+    marks = [(float(r["t"]), "the run's first ledger entry")
+             for r in Ledger(_settings.run_dir(configuration, secrets)).records()
+             if r.get("event") == "open" and r.get("run") == run
+             and isinstance(r.get("t"), (int, float))]
+    marks += [(float(r["t"]), "the workload's start") for records in (histories or {}).values()
+              for r in records
+              if r.get("type") == "start" and isinstance(r.get("t"), (int, float))]
+    marks += [(float(w["started"]), "the first leader watch") for w in watches
+              if isinstance(w.get("started"), (int, float))]
+    return min(marks) if marks else (None, "")
+
+
+def _serving_histories(configuration: Configuration,
+                       secrets: Secrets) -> tuple[dict, set[str], int | None, float]:
+    """Every master's serving history (or why it is missing), the masters some /status
+    names as lease holder, the highest lease epoch reported, and when they were read."""
+    masters = _settings.masters(configuration, secrets)
+    replies = get_all(masters, "/status", _settings.http_timeout(configuration, secrets))
+    now = time.time()
+    serving: dict = {}
+    holders: set[str] = set()
+    epochs = []
+    for name, reply in replies.items():
+        if not isinstance(reply, Reply):
+            serving[name] = str(reply)
+            continue
+        history = reply.body.get("serving_history")
+        if reply.status != 200 or not isinstance(history, list):
+            serving[name] = (f"{name} /status answered HTTP {reply.status} without a "
+                             "serving_history list; expected one (an older agent?)")
+            continue
+        serving[name] = history
+        lease = reply.body.get("lease") or {}
+        if lease.get("holder"):
+            holders.add(lease["holder"])
+        if isinstance(lease.get("epoch"), int):
+            epochs.append(lease["epoch"])
+    return serving, holders, max(epochs, default=None), now
+
+
+def _describe_overlap(result: dict) -> str:
+    first = result["details"][0]
+    old, new = first["old"], first["new"]
+    return (f"{result['overlaps']} leader overlaps ({result['overlap_s']:.3f} s in all; first: "
+            f"{old['node']} epoch {old['epoch']} served {first['seconds']:.3f} s after "
+            f"{new['node']} epoch {new['epoch']} started); "
+            f"{result['acknowledged_in_overlaps']} acknowledged writes inside them; expected "
+            "one serving master at a time")
+
+
+def no_leader_overlap(raise_on_overlap: bool = True, raise_on_unknown: bool = False,
+                      since: float = 0.0, configuration: Configuration = None,
+                      secrets: Secrets = None) -> dict:
+    """Check that no two masters served client writes at once during this run.
+
+    Reads every master's serving history (``/status`` ``serving_history``) and, when this
+    run has a workload, its clients' histories (the run directory's copies once stopped,
+    else read from the clients now), and judges them with
+    ``chaosmoose.master.overlap.check``. The window starts when the run began, the earliest
+    of its first ledger entry (a fault, or the workload's runners), its workload's first
+    record and its first leader watch; ``since`` > 0 (epoch seconds) sets it instead; it
+    ends now. Returns ``{"valid", "overlaps", "overlap_s", "acknowledged_in_overlaps",
+    "details", "leader_changes", "epochs", "missing", "window", ...}``; assert ``overlaps``
+    with a range tolerance ``[0, 0]``. ``valid`` is true, false or "unknown" (a master
+    without history that may have served, a crashed checker); when unknown, ``overlaps``
+    is -1. With ``raise_on_overlap`` an overlap fails the probe (off: logged, the report is
+    returned); with ``raise_on_unknown`` an unknown verdict fails it. Before anything in
+    this run (and no ``since``): valid, all counts 0. Saved as ``leader-overlap.json`` in
+    the run directory.
+    """
+    strict_overlap = _settings.parse_bool("raise_on_overlap", raise_on_overlap)
+    strict_unknown = _settings.parse_bool("raise_on_unknown", raise_on_unknown)
+    start = _settings.parse_float("since", since)
+    serving, may_have_served, lease_epoch, now = _serving_histories(configuration, secrets)
+    watches = _watches(configuration, secrets)
+    may_have_served.update(n for w in watches for n in w.get("leaders_seen", []))
+    may_have_served.update(f["target"]["service"] for f in _cluster.faulted_masters(
+        configuration, secrets) if f.get("role") == "leader")
+    histories, histories_error = None, None
+    state = _clients.load_state(configuration, secrets)
+    if state is not None:
+        try:
+            histories = _clients.histories(state, configuration, secrets)
+        except (ActivityFailed, OSError, ValueError) as exc:
+            histories_error = f"workload histories unreadable: {exc}"
+    window_from, source = ((start, "the since argument") if start > 0
+                           else _run_started(histories, watches, configuration, secrets))
+    if window_from is None:
+        result = dict(NO_RUN)
+    else:
+        result = overlap.check(serving, histories, now=now, since=window_from,
+                               may_have_served=sorted(may_have_served), lease_epoch=lease_epoch)
+        result.setdefault("window", {})["source"] = source
+    if histories_error:
+        result["operations_error"] = histories_error
+    result["run"] = _settings.run_id(configuration, secrets)
+    path = _overlap_file(configuration, secrets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    logger.info("leader overlap: valid=%s overlaps=%s (%s s) acknowledged inside=%s, "
+                "%d leader changes", result.get("valid"), result.get("overlaps"),
+                result.get("overlap_s"), result.get("acknowledged_in_overlaps"),
+                len(result.get("leader_changes") or []))
+    if result["valid"] is False:
+        _fail(strict_overlap, _describe_overlap(result))
+    elif result["valid"] == UNKNOWN and strict_unknown:
+        reason = result.get("error") or "; ".join(result.get("unknown_because") or [])
+        raise ActivityFailed(f"leader overlap verdict unknown: {reason}; expected a definite "
+                             "verdict")
+    return result
+
+
+def loss_within_crash_window(raise_on_outside: bool = True,
+                             configuration: Configuration = None,
+                             secrets: Secrets = None) -> dict:
+    """Check that every acknowledged write lost in this run fell in a crash of the leader.
+
+    MooseFS acknowledges a change before its changelog line reaches a follower's
+    metalogger, so a leader killed, stopped or paused can take with it the changes it
+    acknowledged in its last moments (none with the reply barrier, ``MOOSENG_BARRIER``).
+    The documented bound (README, "What a fault can lose"): every lost (or partly lost,
+    "corrupt") write was acknowledged at most ``IN_FLIGHT_S`` (0.25 s) before such a fault
+    of this run's ledger began, and invoked before the fault was in place. Run it after
+    ``check_acknowledged_writes``. Returns ``{"valid", "lost", "outside", "windows",
+    "problems", "outside_ops"}``; assert ``outside`` with a ``[0, 0]`` range. Fails (with
+    ``raise_on_outside``; off: logs, returns the report) when a lost write lies outside
+    every window.
+    """
+    strict = _settings.parse_bool("raise_on_outside", raise_on_outside)
+    from chaosmoose.workload.probes import checker_report
+
+    report = checker_report(configuration, secrets)
+    if report.get("lost", 0) < 0:
+        raise ActivityFailed("the checker's verdict is unknown (lost = -1); expected counts "
+                             "to judge the loss bound on")
+    faults = Ledger(_settings.run_dir(configuration, secrets)).faults(
+        run=_settings.run_id(configuration, secrets))
+    damaged = [*(report.get("lost_ops") or []), *(report.get("corrupt_ops") or [])]
+    result = lossbound.judge_crashes(faults, _container.KINDS, damaged)
+    path = _settings.run_dir(configuration, secrets) / "loss-window.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    for window in result["windows"]:
+        logger.info("%s of leader %s began at %.3f, in place %.3f s later",
+                    window["kind"], window["leader"], window["opened_t"], window["window_s"])
+    logger.info("crash loss bound: %d lost writes, %d outside the crash windows",
+                result["lost"], result["outside"])
+    for op in result["outside_ops"]:
+        logger.warning("lost outside every window: %s #%s (%s) acknowledged %+.3f s from the "
+                       "nearest crash's start", op.get("client"), op.get("seq"), op.get("f"),
+                       op.get("acked_minus_cut_s", float("nan")))
+    if result["valid"] is False:
+        _fail(strict, "; ".join(result["problems"]))
+    return result

@@ -57,13 +57,39 @@ def fetch_history(container: Any, state_dir: str) -> list[dict[str, Any]]:
     if code != 0:
         raise ActivityFailed(f"cannot read the workload history in {container.name}: "
                              f"{err.strip() or 'exit ' + str(code)}")
+    return parse_history(out)
+
+
+def parse_history(text: str) -> list[dict[str, Any]]:
+    """History records from the text of ``history.jsonl`` (a torn line is dropped)."""
     records = []
-    for line in out.splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:
             continue
     return records
+
+
+def saved_histories(state: dict[str, Any], configuration: Any,
+                    secrets: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every client's history as ``stop_workload`` copied it into the run directory."""
+    folder = state_file(configuration, secrets).parent
+    return {c: [json.loads(line) for line in
+                (folder / f"{c}.history.jsonl").read_text().splitlines()]
+            for c in state["clients"]}
+
+
+def histories(state: dict[str, Any], configuration: Any,
+              secrets: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every client's history: the run directory's copies once the workload stopped, else
+    read from the client containers now (what the runners have recorded so far)."""
+    if state.get("stopped"):
+        return saved_histories(state, configuration, secrets)
+    project = _settings.project(configuration, secrets)
+    return {client: fetch_history(_docker.get_container(info["container"], project, client),
+                                  info["state_dir"])
+            for client, info in state["clients"].items()}
 
 
 def state_file(configuration: Any, secrets: Any) -> Path:

@@ -12,15 +12,20 @@ import logging
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosmoose import _docker, _faults, _settings
+from chaosmoose import _container, _docker, _faults, _settings
 from chaosmoose.ledger import Ledger
 from chaosmoose.workload import _clients
 from chaosmoose.workload.checker import acknowledged_ops
 
-__all__ = ["start_workload", "stop_workload", "tamper_with_acknowledged_writes"]
+__all__ = ["repair_unknown_outcome_files", "start_workload", "stop_workload",
+           "tamper_with_acknowledged_writes"]
 
 logger = logging.getLogger("chaostoolkit")
 
+
+TAMPER_MODES = ("delete", "corrupt")
+# documented choices, checked by the strict preflight (chaosmoose._arguments)
+ARGUMENT_CHOICES = {"tamper_with_acknowledged_writes": {"mode": TAMPER_MODES}}
 
 def start_workload(interval: float = 0.1, op_timeout: float = 5.0, max_seconds: float = 300.0,
                    file_size: int = 4096, configuration: Configuration = None,
@@ -56,7 +61,7 @@ def start_workload(interval: float = 0.1, op_timeout: float = 5.0, max_seconds: 
             "--size", str(size)]
         _clients.ship_runner(container)  # the detached start below does not ship it
         fault = _faults.inject(ledger, "workload.runner",
-                               _faults.target_of(container, project, client), run,
+                               _container.target_of(container, project, client), run,
                                lambda container=container, cmd=cmd:
                                container.exec_run(cmd, detach=True),
                                state_dir=state_dir, data=data)
@@ -66,7 +71,11 @@ def start_workload(interval: float = 0.1, op_timeout: float = 5.0, max_seconds: 
     for client, container in containers.items():
         state_dir = state["clients"][client]["state_dir"]
         def running(container: object = container, state_dir: str = state_dir) -> bool:
-            return _clients.runner_running(container, state_dir)
+            try:
+                return _clients.runner_running(container, state_dir)
+            except ActivityFailed as exc:  # a status exec that printed nothing: ask again
+                logger.debug("workload status not known yet: %s", exc)
+                return False
 
         if not _clients.wait_until(running, 5.0):
             _faults.undo_open(ledger, run=run, kinds=["workload.runner"])
@@ -122,8 +131,8 @@ def tamper_with_acknowledged_writes(mode: str = "delete", count: int = 1,
     (``mode="corrupt"``) acknowledged write is reported and fails the run. Needs a stopped
     workload (its histories). Returns the files tampered with.
     """
-    if mode not in ("delete", "corrupt"):
-        raise ActivityFailed(f"mode {mode!r} is invalid; expected delete or corrupt")
+    if mode not in TAMPER_MODES:
+        raise ActivityFailed(f"mode={mode!r} is invalid; expected {' or '.join(TAMPER_MODES)}")
     wanted = _settings.parse_int("count", count, minimum=1)
     state = _clients.load_state(configuration, secrets)
     if state is None or not state.get("stopped"):
@@ -148,3 +157,62 @@ def tamper_with_acknowledged_writes(mode: str = "delete", count: int = 1,
                              f"expected {wanted}")
     logger.warning("tampered with %d acknowledged files (%s)", len(done), mode)
     return done
+
+
+# Runs in a client container: for each file (positional arguments), repair it when a chunk
+# has no valid copy, and print one line "<path>\t<repaired|ok|absent|error text>".
+_REPAIR_SCRIPT = r"""
+for f in "$@"; do
+  [ -e "$f" ] || { printf '%s\tabsent\n' "$f"; continue; }
+  out=$(timeout 10 mfscheckfile "$f" 2>&1) || { printf '%s\terror %s\n' "$f" "${out//$'\n'/ }"; continue; }
+  if grep -q 'chunks with 0 copies' <<<"$out"; then
+    if timeout 20 mfsfilerepair "$f" >/dev/null 2>&1; then printf '%s\trepaired\n' "$f"
+    else printf '%s\terror mfsfilerepair failed\n' "$f"; fi
+  else printf '%s\tok\n' "$f"; fi
+done
+"""
+
+
+def repair_unknown_outcome_files(configuration: Configuration = None,
+                                 secrets: Secrets = None) -> dict:
+    """Repair the files of writes whose outcome is unknown if a chunk of theirs has no copy.
+
+    A file creation in flight when a leader is cut off can leave, in the new leader's
+    metadata, a chunk that no chunkserver ever created (the change reached the followers'
+    metaloggers, the chunk's creation never reached a chunkserver): every read of that file
+    then blocks. Its write was never acknowledged (``info``), so nothing promised is lost,
+    but the cluster keeps a missing chunk. This runs ``mfscheckfile`` on each such file from
+    its own client and ``mfsfilerepair`` where a chunk has 0 copies, as an operator would.
+    Acknowledged files are never touched. Needs a stopped workload. Returns ``{"checked",
+    "repaired": [paths], "errors": [...]}``; fails when a check or repair fails.
+    """
+    state = _clients.load_state(configuration, secrets)
+    if state is None or not state.get("stopped"):
+        raise ActivityFailed("no stopped workload in this run; expected stop_workload first")
+    histories = _clients.saved_histories(state, configuration, secrets)
+    project = _settings.project(configuration, secrets)
+    checked, repaired, errors = 0, [], []
+    for client, info in state["clients"].items():
+        _, unknown = acknowledged_ops(histories.get(client, []))
+        paths = [f"{info['data']}/{op['path']}" for op in unknown
+                 if op.get("f") == "write-file" and op.get("path")]
+        if not paths:
+            continue
+        container = _docker.get_container(info["container"], project, client)
+        code, out, err = _docker.exec_in(container, ["bash", "-c", _REPAIR_SCRIPT, "repair",
+                                                     *paths])
+        for line in out.splitlines():
+            path, _, verdict = line.partition("\t")
+            checked += 1
+            if verdict == "repaired":
+                repaired.append(path)
+            elif verdict not in ("ok", "absent"):
+                errors.append(f"{client}: {path}: {verdict}")
+        if code != 0 and not out:
+            errors.append(f"{client}: the check did not run ({err.strip()[:200]})")
+    if repaired:
+        logger.warning("repaired %d files of unacknowledged writes with a chunk that had no "
+                       "copy: %s", len(repaired), ", ".join(repaired))
+    if errors:
+        raise ActivityFailed("; ".join(errors))
+    return {"checked": checked, "repaired": repaired, "errors": errors}

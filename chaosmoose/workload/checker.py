@@ -10,7 +10,8 @@ An operation is *acknowledged* when it completed ``ok`` (or timed out but later 
 ok: ``late_outcome == "ok"``; the application saw success, only late). Each acknowledged
 write is judged per reader: **intact** (present with the right checksum), **lost**
 (absent) or **corrupt** (present, wrong checksum); the write's verdict is the worst over
-readers (corrupt, then lost, then intact). Writes whose outcome is unknown (``info``) are
+readers (corrupt, then lost, then intact); ``by_f`` splits the counts into file creations
+(``write-file``) and appends (``append``). Writes whose outcome is unknown (``info``) are
 never lost; if present they count as *recovered*. Files nobody attempted are *unexpected*.
 
 Validity follows Jepsen: true, false or "unknown"; combined, false beats unknown beats
@@ -46,6 +47,7 @@ def acknowledged_ops(history: Iterable[Mapping[str, Any]]) -> tuple[list[dict], 
     invoked: dict[int, dict] = {}
     final: dict[int, str] = {}
     late: dict[int, str] = {}
+    acked_at: dict[int, float | None] = {}
     for rec in history:
         kind, seq = rec.get("type"), rec.get("seq")
         if seq is None or rec.get("f") not in ("write-file", "append"):
@@ -54,13 +56,16 @@ def acknowledged_ops(history: Iterable[Mapping[str, Any]]) -> tuple[list[dict], 
             invoked[seq] = dict(rec)
         elif kind in ("ok", "fail") or (kind == "info" and not rec.get("late")):
             final[seq] = kind
+            if kind == "ok":
+                acked_at[seq] = rec.get("t")
         elif kind == "info" and rec.get("late"):
             late[seq] = rec.get("late_outcome") or "unknown"
+            acked_at.setdefault(seq, rec.get("t"))
     acked, unknown = [], []
     for seq, op in invoked.items():
         outcome = final.get(seq, "info")
         if outcome == "ok" or (outcome == "info" and late.get(seq) == "ok"):
-            acked.append({**op, "late": outcome != "ok"})
+            acked.append({**op, "late": outcome != "ok", "acked_t": acked_at.get(seq)})
         elif outcome == "info":
             unknown.append(op)
     return acked, unknown
@@ -80,7 +85,8 @@ def _verdict(op: Mapping[str, Any], digest: Mapping[str, Any]) -> str:
 
 
 def unavailability(histories: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, Any]:
-    """The longest window with no successful write, across all clients.
+    """The longest window with no successful write, across all clients (merged: any
+    client's write closes the window; see :func:`unavailability_by_client` for each).
 
     The window runs from the workload's first start (or previous ``ok``) to the next ``ok``
     (or the last end). Returns seconds and the window bounds (epoch seconds).
@@ -107,6 +113,37 @@ def unavailability(histories: Mapping[str, list[Mapping[str, Any]]]) -> dict[str
     return {"longest_s": round(best[0], 3), "from": best[1], "to": best[2]}
 
 
+def unavailability_by_client(histories: Mapping[str, list[Mapping[str, Any]]]
+                             ) -> dict[str, dict[str, Any]]:
+    """The longest window with no successful write of each client on its own.
+
+    A client's window runs from its start (or previous ``ok``) to its next ``ok``, or to its
+    end; a client with no end (its runner hung or was killed) is open until the last record
+    of any client, so a client that hung while the others wrote shows its whole silence.
+    """
+    stamps = [rec["t"] for records in histories.values() for rec in records
+              if isinstance(rec.get("t"), (int, float))]
+    last_seen = max(stamps, default=None)
+    result = {}
+    for client, records in histories.items():
+        start = next((r["t"] for r in records if r.get("type") == "start"), None)
+        end = next((r["t"] for r in reversed(records) if r.get("type") == "end"), None)
+        oks = sorted(r["t"] for r in records
+                     if r.get("type") == "ok" and r.get("f") in ("write-file", "append"))
+        begin = start if start is not None else (oks[0] if oks else None)
+        if begin is None:
+            result[client] = {"longest_s": 0.0, "from": None, "to": None}
+            continue
+        finish = end if end is not None else last_seen
+        marks = [begin, *oks, max(finish, oks[-1] if oks else begin)]
+        best = (0.0, begin, begin)
+        for a, b in itertools.pairwise(marks):
+            if b - a > best[0]:
+                best = (b - a, a, b)
+        result[client] = {"longest_s": round(best[0], 3), "from": best[1], "to": best[2]}
+    return result
+
+
 def _check(histories: Mapping[str, list[Mapping[str, Any]]],
            digests: Mapping[str, Any]) -> dict[str, Any]:
     acked: list[dict] = []
@@ -128,11 +165,17 @@ def _check(histories: Mapping[str, list[Mapping[str, Any]]],
         "acknowledged": len(acked), "late_acknowledged": sum(1 for o in acked if o["late"]),
         "intact": 0, "lost": 0, "corrupt": 0, "unreadable": 0,
         "indeterminate": len(unknown), "recovered": 0, "unexpected": 0,
+        "by_f": {f: {"acknowledged": 0, "intact": 0, "lost": 0, "corrupt": 0}
+                 for f in ("write-file", "append")},
         "ops": counts, "readers": {r: {"lost": 0, "corrupt": 0} for r in readers},
-        "reader_errors": reader_errors, "examples": [],
+        "reader_errors": reader_errors, "examples": [], "lost_ops": [], "corrupt_ops": [],
         "unavailability": unavailability(histories),
+        "unavailability_by_client": unavailability_by_client(histories),
     }
     for op in acked:
+        per_f = result["by_f"].setdefault(op["f"], {"acknowledged": 0, "intact": 0, "lost": 0,
+                                                    "corrupt": 0})
+        per_f["acknowledged"] += 1
         verdicts = {r: _verdict(op, d) for r, d in readers.items()}
         for reader, verdict in verdicts.items():
             if verdict in ("lost", "corrupt"):
@@ -143,6 +186,12 @@ def _check(histories: Mapping[str, list[Mapping[str, Any]]],
         else:
             continue  # no reader could judge it
         result[worst] += 1
+        if worst in per_f:
+            per_f[worst] += 1
+        if worst in ("lost", "corrupt"):  # every one, with its times: a loss bound is
+            result[f"{worst}_ops"].append({   # judged on them
+                "client": op["client"], "seq": op["seq"], "f": op["f"],
+                "invoked_t": op.get("t"), "acked_t": op.get("acked_t")})
         if worst != "intact" and len(result["examples"]) < 10:
             result["examples"].append({"verdict": worst, "client": op["client"],
                                        "seq": op["seq"], "f": op["f"],
@@ -173,4 +222,7 @@ def check(histories: Mapping[str, list[Mapping[str, Any]]],
     if result["valid"] == UNKNOWN:
         result["lost_seen"], result["corrupt_seen"] = result["lost"], result["corrupt"]
         result["lost"] = result["corrupt"] = -1
+        for per_f in result["by_f"].values():
+            per_f["lost_seen"], per_f["corrupt_seen"] = per_f["lost"], per_f["corrupt"]
+            per_f["lost"] = per_f["corrupt"] = -1
     return result

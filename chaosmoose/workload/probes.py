@@ -49,15 +49,12 @@ def check_acknowledged_writes(digest_timeout: float = 60.0, raise_on_unknown: bo
     state = _clients.load_state(configuration, secrets)
     if state is None:
         return dict(NO_WORKLOAD)
-    folder = _clients.state_file(configuration, secrets).parent
     if not state.get("stopped"):
         result = {"valid": UNKNOWN, "lost": -1, "corrupt": -1,
                   "error": "workload still running; expected stop_workload before checking"}
     else:
         try:
-            histories = {c: [json.loads(line) for line in
-                             (folder / f"{c}.history.jsonl").read_text().splitlines()]
-                         for c in state["clients"]}
+            histories = _clients.saved_histories(state, configuration, secrets)
             digests = _digests(state, wait, configuration, secrets)
             result = check(histories, digests)
         except Exception as exc:  # noqa: BLE001 - a crashing checker gives unknown
@@ -108,16 +105,25 @@ def checker_report(configuration: Configuration = None, secrets: Secrets = None)
                              "check_acknowledged_writes to run first") from None
 
 
-def clients_can_write(timeout: float = 20.0, raise_on_failure: bool = True,
+def clients_can_write(timeout: float = 20.0, raise_on_failure: bool = True, clients: str = "",
                       configuration: Configuration = None, secrets: Secrets = None) -> bool:
-    """True when every client can write, fsync and read back a small file.
+    """True when every client (or each of ``clients``) can write and read back a file.
 
-    Retries for up to ``timeout`` seconds (a client reconnecting after a failover may
-    block for a few seconds). Fails (or returns False) naming the clients that could not.
+    ``clients`` is a comma-separated subset of the configured clients (empty: all); each
+    writes, fsyncs and reads back a small file. Retries for up to ``timeout`` seconds (a client reconnecting after a failover may
+    block for a few seconds). Fails (or returns False) naming the clients that could not,
+    and at once on a name that is not a configured client.
     """
     wait = _settings.parse_float("timeout", timeout)
     project = _settings.project(configuration, secrets)
     pending = list(_settings.clients(configuration, secrets))
+    if clients:
+        wanted = _settings.parse_name_list("clients", clients)
+        unknown = [c for c in wanted if c not in pending]
+        if unknown:
+            raise ActivityFailed(f"clients={clients!r} names {', '.join(unknown)}, not a "
+                                 f"configured client; expected some of {', '.join(pending)}")
+        pending = wanted
     reasons: dict = {}
     deadline = time.monotonic() + wait
     while pending:
