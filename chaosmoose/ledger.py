@@ -11,8 +11,14 @@ event about one fault:
 
 Replaying the file folds these events into the current state of every fault, so
 ``chaosmoose cleanup`` can undo what is still open even after the run was killed with
-SIGKILL. A torn last line (a crash in the middle of a write) is skipped. This module is
-standard library only.
+SIGKILL. A torn last line (a crash in the middle of a write) is skipped. A record that
+is not one of these events in the right shape (an ``open`` without ``kind``, a ``target``
+that is not an object, an ``id`` that is not a string, a garbled line in the middle) is
+skipped too and reported in ``Ledger.problems``, so one bad line never hides the others.
+
+Every run directory holds its own ledger (``make experiment`` and game days give each run
+one under ``runs/``); :func:`ledgers_under` finds them all. This module is standard library
+only.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ logger = logging.getLogger("chaostoolkit")
 __all__: list[str] = []  # not an activity module
 
 LEDGER_FILE = "faults.jsonl"
+EVENTS = ("open", "applied", "undone", "undo_failed")
 
 _lock = threading.Lock()
 
@@ -42,12 +49,18 @@ def _now() -> tuple[float, str]:
     return t, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
+def new_id() -> str:
+    """A fresh fault id (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
 class Ledger:
     """One run directory's fault ledger."""
 
     def __init__(self, run_dir: Path | str) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LEDGER_FILE
+        self.problems: list[str] = []  # bad records of the last read, one sentence each
 
     def _append(self, record: dict[str, Any]) -> None:
         """Append one record and fsync it (and the directory when the file is new)."""
@@ -77,15 +90,27 @@ class Ledger:
                 finally:
                     os.close(dir_fd)
 
-    def open(self, kind: str, target: dict[str, Any], run: str, **details: Any) -> dict[str, Any]:
-        """Record a fault about to be applied; return the open fault (with its ``id``)."""
+    def open(self, kind: str, target: dict[str, Any], run: str, fault_id: str | None = None,
+             **details: Any) -> dict[str, Any]:
+        """Record a fault about to be applied; return the open fault (with its ``id``).
+
+        ``fault_id`` (from :func:`new_id`) is for a caller that names what it creates after
+        the fault; by default a fresh id is drawn.
+        """
         t, at = _now()
-        record = {"event": "open", "id": uuid.uuid4().hex[:12], "kind": kind,
+        record = {"event": "open", "id": fault_id or new_id(), "kind": kind,
                   "target": target, "run": run, "t": t, "at": at, **details}
         self._append(record)
         logger.info("ledger: fault %s %s on %s opened", record["id"], kind,
                     target.get("service", target))
         return self._fold([record])[0]
+
+    def applied(self, fault_id: str) -> float:
+        """Record that an opened fault is now fully in place (``applied_t`` of the fault);
+        return that time."""
+        t, at = _now()
+        self._append({"event": "applied", "id": fault_id, "t": t, "at": at})
+        return t
 
     def close(self, fault_id: str, how: str) -> None:
         """Mark a fault undone, saying how."""
@@ -99,22 +124,39 @@ class Ledger:
         self._append({"event": "undo_failed", "id": fault_id, "error": error, "t": t, "at": at})
 
     def records(self) -> list[dict[str, Any]]:
-        """Every well-formed record, in file order (a torn or garbled line is skipped)."""
+        """Every well-formed record, in file order.
+
+        A torn last line (a crash mid-write) is skipped with a warning; every other bad
+        record is skipped and described in ``self.problems`` (reset on each read).
+        """
+        self.problems = []
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            self.problems.append(f"{self.path} cannot be read ({exc.__class__.__name__}: "
+                                 f"{exc.strerror or exc}); expected a JSON-lines file")
+            return []
+        lines = data.splitlines()
         records = []
-        for number, line in enumerate(data.splitlines(), 1):
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
-                logger.warning("ledger %s line %d is torn or garbled; skipped", self.path, number)
+                if number == len(lines) and not data.endswith(b"\n"):
+                    logger.warning("ledger %s line %d is torn (a crash mid-write); skipped",
+                                   self.path, number)
+                else:
+                    self.problems.append(f"{self.path} line {number} is not JSON; skipped")
                 continue
-            if isinstance(record, dict) and "id" in record and "event" in record:
-                records.append(record)
+            wrong = malformed(record)
+            if wrong:
+                self.problems.append(f"{self.path} line {number} {wrong}; skipped")
+                continue
+            records.append(record)
         return records
 
     @staticmethod
@@ -129,7 +171,9 @@ class Ledger:
                 faults[record["id"]] = fault
             elif record["id"] in faults:
                 fault = faults[record["id"]]
-                if event == "undone":
+                if event == "applied":
+                    fault.update(applied_t=record.get("t"), applied_at=record.get("at"))
+                elif event == "undone":
                     fault.update(state="undone", how=record.get("how"),
                                  undone_t=record.get("t"), undone_at=record.get("at"))
                 elif event == "undo_failed":
@@ -151,3 +195,35 @@ class Ledger:
                     kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Faults not yet undone."""
         return self.faults(run=run, kinds=kinds, state="open")
+
+
+def malformed(record: Any) -> str | None:
+    """What is wrong with one ledger record (``None`` when it is well-formed)."""
+    if not isinstance(record, dict):
+        return f"is {type(record).__name__}, expected a JSON object"
+    event = record.get("event")
+    if event not in EVENTS:
+        return f"has event {event!r}; expected one of {', '.join(EVENTS)}"
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return f"({event}) has id {record.get('id')!r}; expected a non-empty string"
+    if event == "open":
+        if not isinstance(record.get("kind"), str) or not record["kind"]:
+            return (f"(open {record['id']}) has kind {record.get('kind')!r}; "
+                    "expected a fault kind such as container.pause")
+        if not isinstance(record.get("target"), dict):
+            return (f"(open {record['id']}) has target {record.get('target')!r}; "
+                    "expected an object such as {\"service\": ...}")
+    return None
+
+
+def ledgers_under(root: Path | str, *also: Path | str) -> list[Ledger]:
+    """The ledger of every run directory below ``root`` (any depth), plus ``also``.
+
+    Each directory once (by resolved path), sorted by path; ``root`` may not exist.
+    """
+    found: dict[Path, Path] = {}
+    root = Path(root)
+    candidates = [p.parent for p in root.glob(f"**/{LEDGER_FILE}")] if root.is_dir() else []
+    for folder in [*candidates, *map(Path, also)]:
+        found.setdefault(folder.resolve(), folder)
+    return [Ledger(folder) for _, folder in sorted(found.items())]

@@ -29,7 +29,9 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-
+ALERT_STATES = ("firing", "pending", "resolved")
+# documented choices, checked by the strict preflight (chaosmoose._arguments)
+ARGUMENT_CHOICES = {"wait_for_alert": {"state": ALERT_STATES}}
 
 def prometheus_query(query: str, configuration: Configuration = None,
                      secrets: Secrets = None) -> list[dict]:
@@ -147,7 +149,7 @@ def wait_for_alert(name: str, state: str = "firing", node: str | None = None,
     Returns ``{"name", "state", "waited_s", "ok"}``. Use it to prove that the monitoring
     notices the fault an experiment injects, and that the alert clears after rollback.
     """
-    if state not in ("firing", "pending", "resolved"):
+    if state not in ALERT_STATES:
         raise _settings.SettingError(f"state={state!r} is invalid; expected firing, pending or "
                                      "resolved")
     if not isinstance(name, str) or not name:

@@ -1,9 +1,12 @@
 """Gather what a report shows from a run directory and the live lab.
 
 A run directory is what ``make experiment`` (or ``chaos run`` with ``CHAOSMOOSE_RUN_DIR``)
-leaves: ``journal.json``, the fault ledger ``faults.jsonl`` and ``workload/*/check.json``.
-Prometheus series and log lines of the run's time window come from the lab; if either is
-unreachable the report says so instead of failing.
+leaves: ``journal.json``, the fault ledger ``faults.jsonl``, ``workload/*/check.json``, the
+clients' histories ``workload/*/<client>.history.jsonl`` (copied by ``stop_workload``) and,
+when ``no_leader_overlap`` ran, its leader changes in ``leader-overlap.json``.
+Prometheus series and log lines of the run's time window come from the evidence stored in
+``evidence/`` at the end of the run (``chaosmoose.report.evidence``), else from the lab; if
+neither has them the report says so instead of failing.
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ class Run:
     series_error: str | None = None
     logs: list[dict[str, str]] = field(default_factory=list)
     logs_error: str | None = None
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    leader_changes: list[dict[str, Any]] = field(default_factory=list)
+    # evidence/manifest.json of the run directory ({} when none was stored or readable)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    # where ``series`` and ``logs`` came from: "stored" (evidence/), "live" (the lab) or "none"
+    series_source: str = "none"
+    logs_source: str = "none"
 
     @property
     def title(self) -> str:
@@ -92,7 +102,36 @@ def load_run(path: Path) -> Run:
     end = epoch(journal.get("end")) or start
     run = Run(run_dir, journal, faults, check, start, end)
     run.events = timeline(journal, faults)
+    run.histories = histories(run_dir)
+    run.leader_changes = leader_changes(run_dir)
     return run
+
+
+def histories(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The clients' workload histories of the run's (newest) workload; {} when none."""
+    folders = sorted({p.parent for p in run_dir.glob("workload/*/*.history.jsonl")})
+    if not folders:
+        return {}
+    found = {}
+    for path in sorted(folders[-1].glob("*.history.jsonl")):
+        client = path.name.removesuffix(".history.jsonl")
+        found[client] = []
+        for line in path.read_text().splitlines():
+            try:
+                found[client].append(json.loads(line))
+            except ValueError:  # a torn line: the others still show
+                continue
+    return found
+
+
+def leader_changes(run_dir: Path) -> list[dict[str, Any]]:
+    """The leader changes ``no_leader_overlap`` saved for the run; [] when it did not run."""
+    try:
+        saved = json.loads((run_dir / "leader-overlap.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    changes = saved.get("leader_changes") if isinstance(saved, dict) else None
+    return [c for c in changes or [] if isinstance(c, dict)]
 
 
 def _short(output: Any, width: int = 160) -> str:
@@ -133,23 +172,43 @@ def recovery(run: Run) -> list[tuple[str, float]]:
     return found
 
 
-def add_series(run: Run, query_range: Callable[[str, float, float, float], list]) -> None:
-    """Fill ``run.series`` from ``query_range(query, start, end, step)`` (Prometheus)."""
-    start, end = run.start - MARGIN_S, run.end + MARGIN_S
-    step = max(1.0, (end - start) / 240)
+def series_step(start: float, end: float) -> float:
+    """Seconds between two points of a range query over [start, end] (about 240 points)."""
+    return max(1.0, (end - start) / 240)
+
+
+def query_series(query_range: Callable[[str, float, float, float], list], start: float,
+                 end: float) -> tuple[list[dict[str, Any]], str | None]:
+    """Every series of ``SERIES`` over [start, end]: (series so far, error or None).
+
+    Stops at the first query that fails (an unreachable Prometheus fails them all).
+    """
+    step = series_step(start, end)
+    found: list[dict[str, Any]] = []
     try:
         for title, query in SERIES:
             points = query_range(query, start, end, step)
-            run.series.append({"title": title, "query": query, "points": points})
+            found.append({"title": title, "query": query, "points": points})
     except ActivityFailed as exc:
-        run.series_error = str(exc)
+        return found, str(exc)
+    return found, None
+
+
+def add_series(run: Run, query_range: Callable[[str, float, float, float], list]) -> None:
+    """Fill ``run.series`` from ``query_range(query, start, end, step)`` (Prometheus, live)."""
+    found, error = query_series(query_range, run.start - MARGIN_S, run.end + MARGIN_S)
+    run.series.extend(found)
+    run.series_error = error
+    run.series_source = "live" if run.series or error is None else "none"
 
 
 def add_logs(run: Run, read: Callable[..., list], pattern: str = LOG_PATTERN,
              limit: int = 200) -> None:
-    """Fill ``run.logs`` with the collected lines of the run's window matching ``pattern``."""
+    """Fill ``run.logs`` with the collected lines of the run's window matching ``pattern``
+    (the log collector, live)."""
     try:
         lines = read(run.start - MARGIN_S, run.end + MARGIN_S, None, pattern, limit)
         run.logs = [line.as_dict() for line in lines]
+        run.logs_source = "live"
     except ActivityFailed as exc:
         run.logs_error = str(exc)

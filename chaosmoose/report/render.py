@@ -1,22 +1,38 @@
 """Render a collected run as Markdown and as one self-contained HTML page (inline SVG
-charts, no scripts, no external files)."""
+charts, no scripts, no external files).
+
+Both forms come from Jinja2 templates (``templates/report.html.j2`` with autoescape on,
+``templates/report.md.j2`` with a ``cell`` filter for table cells) filled from one context
+(:func:`context`): the verdict and the key figures first (:mod:`figures`), then the write
+availability and the Prometheus series drawn on one shared time frame (:mod:`charts`), the
+recovery figures with their definitions, steady state, writes, timeline and log lines.
+"""
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
+from chaosmoose.report import charts, figures, timeline
 from chaosmoose.report.collect import MARGIN_S, Run, recovery
 
 __all__: list[str] = []  # not an activity module
 
 BARS = "▁▂▃▄▅▆▇█"
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:70em;color:#222}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;"
-         "text-align:left;vertical-align:top}.PASSED{color:#1a7f37}.bad{color:#c62828}"
-         "svg{background:#fafafa;border:1px solid #ddd}.series{fill:none;stroke:#1f6feb;"
-         "stroke-width:1.5}.mark{stroke:#c62828;stroke-dasharray:3,3}svg text{font-size:10px;"
-         "fill:#666}pre{background:#f6f8fa;padding:.5em;overflow-x:auto;font-size:12px}")
+         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
+         "padding:.2em .5em;text-align:left;vertical-align:top}.PASSED{color:#1a7f37}"
+         ".bad{color:#c62828}.na{color:#777}.note{color:#555;font-size:.9em}"
+         ".key td{font-size:1.05em}dt{font-weight:bold;margin-top:.4em}"
+         "dd{margin-left:1.5em;color:#444}svg{background:#fafafa;border:1px solid #ddd;"
+         "max-width:100%;height:auto;display:block;margin:.3em 0}svg text{fill:#666}"
+         "pre{background:#f6f8fa;padding:.5em;overflow-x:auto;font-size:12px;"
+         "white-space:pre-wrap}@page{size:A4;margin:12mm}"
+         "@media print{body{margin:0;max-width:none}svg,tr{break-inside:avoid}}")
 
 
 def clock(t: float) -> str:
@@ -66,123 +82,126 @@ def _writes(run: Run) -> list[tuple[str, str]]:
             ("longest time without an acknowledged write", f"{longest} s")]
 
 
+NO_HISTORY = "no workload history in this run (no workload/*/<client>.history.jsonl)"
+
+
+def availability(run: Run) -> timeline.Availability | None:
+    """The write-availability model of the run, None when it has no workload history."""
+    if not run.histories:
+        return None
+    return timeline.build(run.histories, run.faults, run.leader_changes, run.start, run.end)
+
+
+def frame(run: Run) -> charts.Frame:
+    """The time frame every chart of the report shares: seconds since the run's start,
+    from ``MARGIN_S`` before it to ``MARGIN_S`` after it (the Prometheus and log window)."""
+    return charts.make_frame(run.start, -MARGIN_S, run.end - run.start + MARGIN_S,
+                             run.faults, figures.leader_marks(run))
+
+
+def _series(run: Run, shared: charts.Frame) -> list[dict[str, Any]]:
+    """Each Prometheus series with its unit, chart, sparkline and range text."""
+    found = []
+    for s in run.series:
+        unit = charts.unit_of(s["title"])
+        values = [v for _, v in s["points"]]
+        span = f"min {min(values):g}, max {max(values):g} {unit}" if values else "no data"
+        found.append({"title": s["title"], "query": s["query"], "unit": unit, "span": span,
+                      "sparkline": sparkline(values),
+                      "svg": Markup(charts.series_svg(shared, s["title"], s["points"], unit))})
+    return found
+
+
+def _fault_sentence(run: Run, found: figures.Figures) -> str:
+    if found.fault_t is None:
+        return "No fault in this run's ledger (the workload aside)."
+    return (f"Fault: {found.fault_label}, in place at {clock(found.fault_t)} UTC "
+            f"({found.fault_t - run.start:.2f} s into the run).")
+
+
+def _strict_items(run: Run) -> list[str]:
+    strict = (run.journal.get("chaosmoose") or {}).get("strict") or {}
+    items = [f"strict mode violation: {v}" for v in strict.get("violations") or []]
+    items += [f"healed by strict mode: {h.get('kind')} on {h.get('service')}"
+              for h in strict.get("healed") or []]
+    return items
+
+
+SOURCES = {"stored": "stored with the run (evidence/)", "live": "queried live from the lab"}
+
+
+def _source(run: Run, name: str) -> str:
+    """Where series or logs came from (``series_source``, ``logs_source``), "" if unknown."""
+    return SOURCES.get(str(getattr(run, name, "")), "")
+
+
+def context(run: Run) -> dict[str, Any]:
+    """What both templates show, computed once."""
+    journal = run.journal
+    shared = frame(run)
+    found = figures.compute(run)
+    model = availability(run)
+    after = run.end - run.start + MARGIN_S
+    return {
+        "title": run.title, "verdict": verdict(run),
+        "verdict_class": "PASSED" if verdict(run) == "PASSED" else "bad",
+        "status": str(journal.get("status")), "deviated": str(journal.get("deviated")),
+        "started": clock(run.start), "ended": clock(run.end), "duration": run.end - run.start,
+        "path": str(run.path), "description": journal.get("experiment", {}).get("description"),
+        "strict_items": _strict_items(run),
+        "key_figures": found.key(), "figures": found.all, "definitions": found.definitions(),
+        "fault_sentence": _fault_sentence(run, found),
+        "frame_sentence": (f"Every chart spans the same time: seconds since {clock(run.start)} "
+                           f"UTC (the run's start), from {-MARGIN_S:g} to {after:.0f} s "
+                           f"({MARGIN_S:g} s before and after the run); grey: fault windows "
+                           "(opened to undone); dashed: leader changes."),
+        "window_sentence": f"{MARGIN_S:.0f} s before to {MARGIN_S:.0f} s after the run",
+        "availability": model is not None, "no_history": NO_HISTORY,
+        "threshold": model.threshold if model else 1.0,
+        "availability_rows": timeline.summary_rows(model) if model else [],
+        "fault_windows": model.faults if model else [],
+        "leader_changes": shared.leader_changes,
+        "lanes_svg": Markup(timeline.lanes_svg(model, shared)) if model else "",
+        "latency_svg": Markup(timeline.latency_svg(model, shared)) if model else "",
+        "series": _series(run, shared), "series_error": run.series_error,
+        "series_source": _source(run, "series_source"),
+        "probe_waits": recovery(run), "steady": _steady(run), "writes": _writes(run),
+        "events": [{"clock": clock(e.t), "source": e.source, "what": e.what,
+                    "status": e.status} for e in run.events],
+        "logs_error": run.logs_error, "logs_source": _source(run, "logs_source"),
+        "log_lines": log_lines(run, 300),
+    }
+
+
+def log_lines(run: Run, width: int) -> list[str]:
+    """The collected log lines as text: time, service, the message cut to ``width``."""
+    return [f"{line['time'][11:23]} {line['service']:<14} {line['message'][:width]}"
+            for line in run.logs]
+
+
+def cell(value: Any) -> str:
+    """A Markdown table cell: pipes escaped, line breaks as spaces."""
+    return str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The templates of this package; HTML autoescaped, Markdown not."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("chaosmoose.report", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False),
+        keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["cell"] = cell
+    return env
+
+
 def markdown(run: Run) -> str:
     """The report as Markdown."""
-    j = run.journal
-    out = [f"# {run.title}", "", (f"**{verdict(run)}**: status `{j.get('status')}`, deviated "
-           f"`{j.get('deviated')}`, {clock(run.start)}-{clock(run.end)} UTC "
-           f"({run.end - run.start:.1f} s). Run directory: `{run.path}`."), ""]
-    if j.get("experiment", {}).get("description"):
-        out += [j["experiment"]["description"], ""]
-    strict = (j.get("chaosmoose") or {}).get("strict") or {}
-    for item in strict.get("violations") or []:
-        out.append(f"- strict mode violation: {item}")
-    for item in strict.get("healed") or []:
-        out.append(f"- healed by strict mode: {item.get('kind')} on {item.get('service')}")
-    out += ["", "## Steady state", "", "| phase | probe | tolerance |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in _steady(run)]
-    rto = recovery(run)
-    out += ["", "## Recovery (RTO)", ""]
-    out += [f"- {name}: {waited:.2f} s" for name, waited in rto] or ["- no waiting probe ran"]
-    writes = _writes(run)
-    out += ["", "## Acknowledged writes (RPO)", ""]
-    out += [f"- {k}: {v}" for k, v in writes] or ["- no workload ran"]
-    out += ["", "## Timeline (UTC)", "", "| time | source | event | status |", "|---|---|---|---|"]
-    out += [f"| {clock(e.t)} | {e.source} | {e.what.replace('|', '/')} | {e.status} |"
-            for e in run.events]
-    out += ["", f"## Prometheus ({MARGIN_S:.0f} s before to {MARGIN_S:.0f} s after the run)", ""]
-    if run.series_error:
-        out.append(f"- not available: {run.series_error}")
-    for s in run.series:
-        values = [v for _, v in s["points"]]
-        span = f"min {min(values):g}, max {max(values):g}" if values else "no data"
-        out.append(f"- {s['title']} (`{s['query']}`): {span}  \n  `{sparkline(values)}`")
-    out += ["", "## Log excerpts", ""]
-    if run.logs_error:
-        out.append(f"- not available: {run.logs_error}")
-    elif not run.logs:
-        out.append("- no matching line")
-    else:
-        out.append("```")
-        out += [f"{line['time'][11:23]} {line['service']:<14} {line['message'][:200]}"
-                for line in run.logs]
-        out.append("```")
-    return "\n".join(out) + "\n"
-
-
-def _svg(points: list[tuple[float, float]], start: float, end: float,
-         marks: list[float], width: int = 640, height: int = 80) -> str:
-    """A line chart of ``points`` with vertical fault marks; self-contained SVG."""
-    if not points:
-        return "<p><em>no data</em></p>"
-    values = [v for _, v in points]
-    low, high = min(0.0, min(values)), max(values)
-    span_y = (high - low) or 1.0
-    span_x = (end - start) or 1.0
-
-    def x(t: float) -> float:
-        return round((t - start) / span_x * width, 1)
-
-    def y(v: float) -> float:
-        return round(height - 4 - (v - low) / span_y * (height - 8), 1)
-
-    line = " ".join(f"{x(t)},{y(v)}" for t, v in points)
-    bars = "".join(f'<line x1="{x(t)}" y1="0" x2="{x(t)}" y2="{height}" class="mark"/>'
-                   for t in marks if start <= t <= end)
-    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img">{bars}<polyline points="{line}" class="series"/>'
-            f'<text x="2" y="12">{high:g}</text><text x="2" y="{height - 2}">{low:g}</text></svg>')
+    values = {**context(run), "log_lines": log_lines(run, 200)}
+    return environment().get_template("report.md.j2").render(values)
 
 
 def html_page(run: Run) -> str:
     """The report as one HTML page."""
-    e = html.escape
-    j = run.journal
-    start, end = run.start - MARGIN_S, run.end + MARGIN_S
-    marks = [ev.t for ev in run.events if ev.source == "ledger" and "opened" in ev.what
-             and "workload" not in ev.what]
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(run.title)}</title>",
-             f"<style>{STYLE}</style>",
-             "</head><body>", f"<h1>{e(run.title)}</h1>"]
-    outcome = verdict(run)
-    parts.append(f"<p><b class='{'PASSED' if outcome == 'PASSED' else 'bad'}'>{e(outcome)}</b>: "
-                 f"status {e(str(j.get('status')))}, deviated {e(str(j.get('deviated')))}, "
-                 f"{clock(run.start)}-{clock(run.end)} UTC ({run.end - run.start:.1f} s). "
-                 f"Run directory <code>{e(str(run.path))}</code>.</p>")
-    if j.get("experiment", {}).get("description"):
-        parts.append(f"<p>{e(j['experiment']['description'])}</p>")
-    strict = (j.get("chaosmoose") or {}).get("strict") or {}
-    items = [f"strict mode violation: {v}" for v in strict.get("violations") or []]
-    items += [f"healed by strict mode: {h.get('kind')} on {h.get('service')}"
-              for h in strict.get("healed") or []]
-    if items:
-        parts.append("<ul class='bad'>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")
-    parts.append("<h2>Steady state</h2><table><tr><th>phase</th><th>probe</th><th>tolerance</th></tr>")
-    parts += [f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class='{'bad' if c == 'NOT met' else ''}'>"
-              f"{e(c)}</td></tr>" for a, b, c in _steady(run)]
-    parts.append("</table><h2>Recovery (RTO)</h2><ul>")
-    parts += [f"<li>{e(n)}: {w:.2f} s</li>" for n, w in recovery(run)] or ["<li>no waiting probe ran</li>"]
-    parts.append("</ul><h2>Acknowledged writes (RPO)</h2><ul>")
-    parts += [f"<li>{e(k)}: {e(v)}</li>" for k, v in _writes(run)] or ["<li>no workload ran</li>"]
-    parts.append("</ul><h2>Timeline (UTC)</h2><table><tr><th>time</th><th>source</th>"
-                 "<th>event</th><th>status</th></tr>")
-    parts += [f"<tr><td>{clock(ev.t)}</td><td>{e(ev.source)}</td><td>{e(ev.what)}</td>"
-              f"<td>{e(ev.status)}</td></tr>" for ev in run.events]
-    parts.append(f"</table><h2>Prometheus</h2><p>{MARGIN_S:.0f} s before to {MARGIN_S:.0f} s "
-                 "after the run; dashed lines: faults injected.</p>")
-    if run.series_error:
-        parts.append(f"<p class='bad'>not available: {e(run.series_error)}</p>")
-    for s in run.series:
-        parts.append(f"<h3>{e(s['title'])}</h3><p><code>{e(s['query'])}</code></p>"
-                     f"{_svg(s['points'], start, end, marks)}")
-    parts.append("<h2>Log excerpts</h2>")
-    if run.logs_error:
-        parts.append(f"<p class='bad'>not available: {e(run.logs_error)}</p>")
-    elif not run.logs:
-        parts.append("<p>no matching line</p>")
-    else:
-        parts.append("<pre>" + "\n".join(e(f"{line['time'][11:23]} {line['service']:<14} "
-                                              f"{line['message'][:300]}") for line in run.logs)
-                     + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return environment().get_template("report.html.j2").render(style=STYLE, **context(run))
