@@ -23,105 +23,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
+from benchlib import Timeout, figures, leaders, log, steady, wait, writes_everywhere
 
 from chaosmoose import _docker, _settings
-from chaosmoose.workload import _clients
 from chaosmoose.workload.actions import start_workload, stop_workload
 from chaosmoose.workload.probes import check_acknowledged_writes
 
 
-def log(message: str) -> None:
-    """Progress on stderr, one line per event."""
-    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def get(url: str) -> int:
-    """HTTP status of GET url, 0 when unreachable."""
-    try:
-        return requests.get(url, timeout=1).status_code
-    except requests.RequestException:
-        return 0
-
-
-def leaders(masters: dict[str, str]) -> list[str]:
-    """Masters whose /leader answers 200."""
-    return [name for name, url in masters.items() if get(f"{url}/leader") == 200]
-
-
-def steady(masters: dict[str, str]) -> str | None:
-    """The leader when the cluster is steady (one leader, all healthy, followers current)."""
-    found = leaders(masters)
-    if len(found) != 1:
-        return None
-    for name, url in masters.items():
-        if get(f"{url}/health") != 200:
-            return None
-        if name != found[0] and get(f"{url}/replica") != 200:
-            return None
-    return found[0]
-
-
-class Timeout(Exception):
-    """A wait ran out."""
-
-
-def wait(what: str, check, timeout: float, step: float = 0.05):
-    """Poll until ``check`` gives a truthy value; raise Timeout naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def first_writes(histories: dict[str, list[dict]], since: float) -> dict[str, float]:
-    """Per client: time of the first ok file creation invoked at or after ``since``."""
-    firsts = {}
-    for client, records in histories.items():
-        invoked = {r["seq"]: r["t"] for r in records
-                   if r.get("type") == "invoke" and r.get("f") == "write-file"}
-        oks = [r["t"] for r in records if r.get("type") == "ok" and r.get("f") == "write-file"
-               and invoked.get(r["seq"], 0) >= since]
-        if oks:
-            firsts[client] = min(oks)
-    return firsts
-
-
-def writes_everywhere(config: dict, since: float) -> dict[str, float] | None:
-    """First writes after ``since`` once every client has one, else None."""
-    firsts = first_writes(histories_now(config), since)
-    return firsts if len(firsts) == len(_settings.clients(config, None)) else None
-
-
-def histories_now(config: dict) -> dict[str, list[dict]]:
-    """The runners' histories so far, read from the client containers."""
-    state = _clients.load_state(config, None)
-    project = _settings.project(config, None)
-    result = {}
-    for client, info in state["clients"].items():
-        container = _docker.get_container(info["container"], project, client)
-        result[client] = _clients.fetch_history(container, info["state_dir"])
-    return result
-
-
-def running(container) -> bool:
+def running(container: Any) -> bool:
     """The container is still running (reloaded from the Docker API)."""
     container.reload()
     return container.status == "running"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile by nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 def main() -> int:
@@ -186,11 +104,9 @@ def main() -> int:
     summary["stalled_rounds"] = sum(1 for r in rounds if r.get("stalled"))
     summary["timing"] = timing
     for key in ("leader_s", "first_write_s", "all_clients_s"):
-        values = [r[key] for r in rounds if key in r]
-        if not values:
-            continue
-        summary[key] = {"p50": round(statistics.median(values), 2),
-                        "p95": round(percentile(values, 0.95), 2), "max": round(max(values), 2)}
+        stats = figures([r[key] for r in rounds if key in r])
+        if stats is not None:
+            summary[key] = stats
     Path(f"runs/{run}/benchmark.json").write_text(json.dumps({**summary, "per_round": rounds}, indent=2))
     print(json.dumps(summary, indent=2))
     ok = report.get("lost") == 0 and report.get("corrupt") == 0 and not summary["stalled_rounds"]

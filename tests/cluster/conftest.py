@@ -20,14 +20,17 @@ import docker
 import pytest
 import requests
 
+from chaosmoose.ledger import Ledger
+
 REPO = Path(__file__).resolve().parents[2]
 MASTERS = {"master-1": "http://127.0.0.1:9431", "master-2": "http://127.0.0.1:9432",
            "master-3": "http://127.0.0.1:9433"}
 CHUNKSERVERS = ("chunkserver-1", "chunkserver-2", "chunkserver-3")
 CLIENTS = ("client-1", "client-2", "client-3")
 MONITORING = ("prometheus", "logs")
+NETWORK = ("toxiproxy",)
 PROMETHEUS = "http://127.0.0.1:9090"
-SERVICES = (*MASTERS, *CHUNKSERVERS, *CLIENTS, *MONITORING)
+SERVICES = (*MASTERS, *CHUNKSERVERS, *CLIENTS, *MONITORING, *NETWORK)
 
 
 def project_name() -> str:
@@ -172,3 +175,29 @@ def cluster() -> Cluster:
     yield handle
     if started_here and not os.environ.get("MOOSENG_TEST_KEEP_CLUSTER"):
         make("down")
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, cluster):
+    """A fresh run directory, handed out once every client writes and the chunk matrix is
+    clean (an experiment's steady state is its precondition: the previous test may have
+    left a failover settling); afterwards nothing may be open and the cluster is healthy."""
+    from chaosmoose.workload.probes import clients_can_write
+
+    clients_can_write(timeout=180)
+    wait_for_clean_chunks()
+    path = tmp_path / "run"
+    yield path
+    leftover = Ledger(path).open_faults()
+    subprocess.run([str(REPO / ".venv" / "bin" / "chaosmoose"), "cleanup", "--run-dir",
+                    str(path)], cwd=REPO, check=False, timeout=120)
+    cluster.wait_healthy(timeout=180)
+    wait_for_clean_chunks()
+    assert leftover == [], f"faults left open by the run: {leftover}"
+
+
+def wait_for_clean_chunks(timeout: float = 120) -> None:
+    """Let the next experiment start from a clean chunk matrix (MooseFS heals in its loop)."""
+    from chaosmoose.master.probes import cluster_healthy
+
+    cluster_healthy(timeout=timeout)

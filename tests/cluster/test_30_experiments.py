@@ -57,30 +57,6 @@ def probe_output(journal: dict, phase: str, name: str) -> object:
     raise AssertionError(f"probe {name} did not run in steady state {phase}")
 
 
-def cleanup(run_dir: Path) -> None:
-    subprocess.run([str(BIN / "chaosmoose"), "cleanup", "--run-dir", str(run_dir)],
-                   cwd=REPO, check=False, timeout=120)
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path, cluster):
-    """A fresh run directory; afterwards nothing may be open and the cluster is healthy."""
-    path = tmp_path / "run"
-    yield path
-    leftover = Ledger(path).open_faults()
-    cleanup(path)
-    cluster.wait_healthy(timeout=180)
-    wait_for_clean_chunks()
-    assert leftover == [], f"faults left open by the run: {leftover}"
-
-
-def wait_for_clean_chunks(timeout: float = 120) -> None:
-    """Let the next experiment start from a clean chunk matrix (MooseFS heals in its loop)."""
-    from chaosmoose.master.probes import cluster_healthy
-
-    cluster_healthy(timeout=timeout)
-
-
 def variant(tmp_path: Path, name: str, edit) -> Path:
     """A copy of experiments/<name>.json changed by ``edit(experiment)``."""
     experiment = json.loads((EXPERIMENTS / f"{name}.json").read_text())
@@ -88,6 +64,14 @@ def variant(tmp_path: Path, name: str, edit) -> Path:
     path = tmp_path / f"{name}-variant.json"
     path.write_text(json.dumps(experiment))
     return path
+
+
+# A real run's report, kept by the chunkserver-loss case for the browser test below.
+REPORTED: dict[str, Path] = {}
+
+# Experiments that crash or freeze the leader: MooseFS acknowledges before a follower has
+# the change, so writes of the leader's last moments may be lost (judged by the probe).
+LEADER_CRASHES = ("leader-loss", "leader-pause")
 
 
 @pytest.mark.parametrize("name", ["leader-loss", "follower-loss", "leader-pause",
@@ -100,11 +84,21 @@ def test_experiment_passes(name, run_dir, cluster):
     assert code == 0, tail
     assert journal["status"] == "completed" and journal["deviated"] is False
     assert journal["chaosmoose"]["strict"]["violations"] == []
-    report = probe_output(journal, "after", "no-acknowledged-write-lost")
+    crash = name in LEADER_CRASHES
+    report = probe_output(journal, "after", "no-acknowledged-write-lost-outside-the-crash-window"
+                          if crash else "no-acknowledged-write-lost")
     print(f"{name}: checker {json.dumps({k: report.get(k) for k in ('acknowledged', 'intact', 'lost', 'corrupt', 'indeterminate', 'unavailability')})}")
-    assert report["valid"] is True
-    assert report["acknowledged"] > 0 and report["intact"] == report["acknowledged"]
-    assert report["lost"] == 0 and report["corrupt"] == 0
+    assert report["acknowledged"] > 0
+    if crash:  # README, "What a fault can lose": only writes of the leader's last moments
+        bound = probe_output(journal, "after", "lost-writes-only-inside-the-crash-window")
+        print(f"{name}: crash bound {json.dumps(bound)[:400]}")
+        assert bound["outside"] == 0 and bound["valid"] is True
+        assert len(bound["windows"]) == 1 and bound["windows"][0]["kind"] in (
+            "container.kill", "container.pause")
+        assert report["intact"] + report["lost"] + report["corrupt"] == report["acknowledged"]
+    else:
+        assert report["valid"] is True and report["intact"] == report["acknowledged"]
+        assert report["lost"] == 0 and report["corrupt"] == 0
     assert "longest_s" in report["unavailability"]
     if name == "leader-loss":
         killed = journal["run"][1]["output"]
@@ -124,10 +118,27 @@ def test_experiment_passes(name, run_dir, cluster):
             {"chunkserver": killed, "kind": "container.kill", "how": "started"}]
         print(f"chunkserver-loss: MooseNGChunkserverDown fired "
               f"{runs['monitoring-fires-chunkserver-down']['output']['waited_s']} s after the kill")
-        # The report of this run, with the live Prometheus and log collector.
+        # The run directory is complete evidence: the strict control stored the report's
+        # Prometheus series and the log lines of the window at the end of the run.
+        manifest = json.loads((run_dir / "evidence" / "manifest.json").read_text())
+        assert journal["chaosmoose"]["evidence"]["errors"] == {}, manifest
+        assert manifest["series"]["series"] == 6 and manifest["series"]["points"] > 0
+        assert manifest["logs"]["lines"] > 0 and manifest["histories"]["missing"] == []
+        for section in ("series", "logs"):
+            assert (run_dir / "evidence" / manifest[section]["file"]).stat().st_size > 0
+        # The report of this run, from that evidence (the lab is not asked again).
         done = subprocess.run([str(BIN / "chaosmoose"), "report", str(run_dir)], cwd=REPO,
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0 and "note:" not in done.stderr, done.stderr
+        sources = re.search(r"(\d+) Prometheus points \(stored\), (\d+) log lines \(stored\)",
+                            done.stdout)
+        assert sources, done.stdout
+        # --offline renders the same data without touching Prometheus or the log collector.
+        offline = subprocess.run([str(BIN / "chaosmoose"), "report", "--offline", "--out",
+                                  str(run_dir / "offline"), str(run_dir)], cwd=REPO,
+                                 capture_output=True, text=True, timeout=120, check=False)
+        assert offline.returncode == 0 and "note:" not in offline.stderr, offline.stderr
+        assert sources.group(0) in offline.stdout, offline.stdout
         md = (run_dir / "report.md").read_text()
         assert "**PASSED**" in md and "- lost (RPO): 0" in md
         # Prometheus saw the alert fire and a chunkserver fewer registered during the run.
@@ -139,6 +150,7 @@ def test_experiment_passes(name, run_dir, cluster):
         assert f"fault container.kill on {killed} opened" in md
         html_page = (run_dir / "report.html").read_text()
         assert html_page.count("<polyline") >= 5
+        REPORTED["run"] = run_dir
     if name == "chunk-corruption":
         hit = runs["corrupt-one-copy"]["output"]
         seen = runs["damage-detected-and-never-served"]["output"]
@@ -148,6 +160,39 @@ def test_experiment_passes(name, run_dir, cluster):
         assert runs["goal-restored"]["output"]["ok"] is True
         print(f"chunk-corruption: {hit['chunkserver']}'s copy of {hit['chunk']} "
               f"{seen['detected'][hit['chunk']]} after {seen['waited_s']} s")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_the_report_of_a_real_run_renders_in_a_headless_browser(tmp_path):
+    """Look at the report as a person would: Chromium renders the chunkserver-loss run's
+    HTML page to a screenshot and a PDF (skipped, with the reason, without a browser)."""
+    from chaosmoose.report.browser import BrowserMissing, find_browser, print_pdf, screenshot
+
+    if "run" not in REPORTED:
+        pytest.skip("the chunkserver-loss case wrote no report in this session (it failed or "
+                    "was deselected)")
+    try:
+        browser = find_browser()
+    except BrowserMissing as exc:
+        pytest.skip(str(exc))
+    page = REPORTED["run"] / "report.html"
+    png = tmp_path / "report.png"
+    screenshot(page, png, width=1200, height=1600, browser=browser)
+    assert png_size(png) == (1200, 1600)
+    # A blank or unstyled page compresses to a few kB; charts, tables and text do not.
+    assert png.stat().st_size > 40_000, f"{png.stat().st_size} bytes: an empty page?"
+    pdf = tmp_path / "report.pdf"
+    print_pdf(page, pdf, browser=browser)
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-" and data.count(b"/Type /Page") >= 2
+    print(f"report screenshot {png} ({png.stat().st_size} bytes) and PDF "
+          f"({len(data)} bytes) by {browser}")
 
 
 def test_impossible_steady_state_fails_under_strict_mode(run_dir, cluster):
@@ -217,7 +262,8 @@ def test_cleanup_after_kill_9_unpauses_the_master(run_dir, tmp_path, cluster):
     done = subprocess.run([str(BIN / "chaosmoose"), "cleanup", "--run-dir", str(run_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert f"undone container.pause on {fault['target']['service']}: unpaused" in done.stdout
+    assert re.search(rf"undone container\.pause on {fault['target']['service']} \(run "
+                     rf"[^)]*\): unpaused", done.stdout), done.stdout
     paused.reload()
     assert paused.status == "running"
     assert Ledger(run_dir).open_faults() == []

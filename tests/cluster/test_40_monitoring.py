@@ -3,6 +3,7 @@ match the containers, the consoles render, and an alert fires on a real fault an
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -124,3 +125,49 @@ def test_every_dashboard_panel_query_works_on_the_live_prometheus(cluster):
             empty.append(title)
     # Only panels of events that need not have happened may be empty.
     assert set(empty) <= {"Alerts firing"}, empty
+
+
+def live_metrics(cluster) -> dict[str, str]:
+    """{node: its /metrics text}: the agents' from their published ports, the exporters'
+    from inside their containers (their port is not published)."""
+    texts = {}
+    for node, url in MASTERS.items():
+        reply = requests.get(f"{url}/metrics", timeout=10)
+        assert reply.status_code == 200, f"{node}: /metrics answered {reply.status_code}"
+        assert reply.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8", node
+        texts[node] = reply.text
+    fetch = ("python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+             "f\"http://127.0.0.1:{sys.argv[1]}/metrics\", timeout=10).read().decode())' "
+             "\"${MOOSENG_EXPORTER_PORT:-9450}\"")
+    for node in (*CHUNKSERVERS, *CLIENTS):
+        texts[node] = cluster.sh(node, fetch).out
+    return texts
+
+
+def test_live_metrics_pass_promtool_check_metrics(cluster):
+    """Every agent's and exporter's real /metrics follows the Prometheus naming conventions,
+    as the promtool of the running Prometheus image lints them, and together they carry
+    every metric the alert rules, consoles and dashboard query."""
+    from tests.unit.expositions import metric_names
+    from tests.unit.test_monitoring_config import used_metric_names
+
+    wait_for("one leader (its /metrics carries the chunk figures)", cluster.leader, timeout=30)
+    prometheus = cluster.container("prometheus").name
+    for node, text in live_metrics(cluster).items():
+        assert "# TYPE" in text, f"{node}: empty /metrics"
+        done = subprocess.run(["docker", "exec", "-i", prometheus, "promtool", "check", "metrics"],
+                              input=text, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (f"{node}: promtool check metrics exited {done.returncode}: "
+                                      f"{done.stderr}{done.stdout}")
+
+    def every_queried_metric_exported() -> bool:
+        # The leader's chunk figures need mfscli to answer: read again until they are there.
+        names = set().union(*map(metric_names, live_metrics(cluster).values()))
+        missing = used_metric_names() - names
+        if missing:
+            raise AssertionError(f"queried by rules, consoles or dashboard but exported by no "
+                                 f"server: {sorted(missing)}")
+        return True
+
+    wait_for("every queried metric in some live /metrics", every_queried_metric_exported,
+             timeout=60, interval=2)

@@ -125,3 +125,83 @@ def mock_masters(requests_mock: Any, leader: str | None = "master-1", epoch: int
 def exec_json(obj: dict, code: int = 0) -> ExecResult:
     """An exec_run result printing ``obj`` as JSON."""
     return ExecResult(code, (json.dumps(obj).encode() + b"\n", b""))
+
+
+TOXIPROXY = "http://127.0.0.1:8474"
+CHUNKSERVERS = ("chunkserver-1", "chunkserver-2", "chunkserver-3")
+
+
+def lab_proxy_names() -> list[str]:
+    """The lab's proxies as the compose file defines them (Raft only in the dialer's direction)."""
+    masters = list(MASTERS)
+    names = [f"{b}>{a}:raft" for i, a in enumerate(masters) for b in masters[i + 1:]]
+    for src in masters:
+        names += [f"{src}>{dst}:{kind}" for dst in masters if dst != src
+                  for kind in ("api", "ml", "cl")]
+    for src in CHUNKSERVERS:
+        names += [f"{src}>{dst}:{kind}" for dst in masters for kind in ("api", "cs")]
+    for src in CLIENTS:
+        names += [f"{src}>{dst}:{kind}" for dst in masters for kind in ("api", "cl")]
+    return names
+
+
+class FakeToxiproxy:
+    """A Toxiproxy 2.x API behind requests_mock: proxies, and toxics that can be added and
+    deleted, with the server's error shapes. ``fail_add_after`` makes the n+1-th POST fail;
+    ``before_add`` (if set) is called with the proxy name before each toxic is added."""
+
+    def __init__(self, requests_mock: Any, url: str = TOXIPROXY,
+                 names: list[str] | None = None) -> None:
+        import re
+        from urllib.parse import unquote
+
+        self.url = url
+        self.proxies = {name: {"name": name, "listen": f"[::]:{20000 + i}",
+                               "upstream": f"{name.partition('>')[2].partition(':')[0]}:9421",
+                               "enabled": True, "toxics": []}
+                        for i, name in enumerate(names or [*lab_proxy_names(), "prometheus"])}
+        self.added: list[tuple[str, dict]] = []
+        self.fail_add_after: int | None = None
+        self.before_add: Any = None
+        self._unquote = unquote
+        base = re.escape(url)
+        requests_mock.get(url + "/version", text="2.5.0")
+        requests_mock.get(url + "/proxies", json=lambda request, context: self.proxies)
+        requests_mock.post(re.compile(base + r"/proxies/([^/]+)/toxics$"), json=self._add)
+        requests_mock.delete(re.compile(base + r"/proxies/([^/]+)/toxics/([^/]+)$"),
+                             json=self._delete)
+
+    def _parts(self, request: Any) -> list[str]:
+        return [self._unquote(p) for p in request.path.split("/")[2:]]
+
+    def _add(self, request: Any, context: Any) -> dict:
+        proxy = self._parts(request)[0]
+        if self.before_add is not None:
+            self.before_add(proxy)
+        if proxy not in self.proxies:
+            context.status_code = 404
+            return {"error": "proxy not found", "status": 404}
+        if self.fail_add_after is not None and len(self.added) >= self.fail_add_after:
+            context.status_code = 500
+            return {"error": "listener exploded", "status": 500}
+        toxic = request.json()
+        if any(t["name"] == toxic["name"] for t in self.proxies[proxy]["toxics"]):
+            context.status_code = 409
+            return {"error": "toxic already exists", "status": 409}
+        self.proxies[proxy]["toxics"].append(toxic)
+        self.added.append((proxy, toxic))
+        return toxic
+
+    def _delete(self, request: Any, context: Any) -> dict | None:
+        proxy, name = self._parts(request)[0], self._parts(request)[2]
+        toxics = self.proxies.get(proxy, {}).get("toxics", [])
+        if not any(t["name"] == name for t in toxics):
+            context.status_code = 404
+            return {"error": "toxic not found", "status": 404}
+        toxics[:] = [t for t in toxics if t["name"] != name]
+        context.status_code = 204
+        return None
+
+    def toxics(self) -> list[tuple[str, str]]:
+        """Every (proxy, toxic name) currently on the server."""
+        return sorted((p, t["name"]) for p, body in self.proxies.items() for t in body["toxics"])

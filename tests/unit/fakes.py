@@ -72,6 +72,19 @@ class FakeStore(Store):
         self.raft_moves: list[str] = []
         self.raft = RaftStatus(term=3, commit_index=100, has_quorum=True, leader="master-1", ready=True,
                                peers={"master-2": "connected", "master-3": "connected"})
+        # Follower contact as the (shared) Raft leader sees it: followers answer continuously
+        # until cut_followers(); leads_raft False makes the holder a Raft follower (None).
+        self.leads_raft = True
+        self.followers_silent_since: float | None = None
+
+    def cut_followers(self) -> None:
+        """From now on no follower answers the Raft leader."""
+        if self.followers_silent_since is None:
+            self.followers_silent_since = self.clock.monotonic()
+
+    def heal_followers(self) -> None:
+        """Followers answer again."""
+        self.followers_silent_since = None
 
     def _check(self) -> None:
         if self.failing:
@@ -126,6 +139,13 @@ class FakeStore(Store):
     def raft_status(self) -> RaftStatus:
         return self.raft
 
+    def follower_contact_age(self) -> float | None:
+        if not self.leads_raft:
+            return None
+        if self.followers_silent_since is None:
+            return 0.0
+        return self.clock.monotonic() - self.followers_silent_since
+
     def move_raft_leadership(self, node: str) -> bool:
         self.raft_moves.append(node)
         return True
@@ -139,9 +159,14 @@ class FakeDaemons:
         self.metadata = has_metadata
         self.master = False
         self.metalogger = False
+        self.frozen = False
         self.calls: list[str] = []
         self.promote_error: Exception | None = None
         self.lineage_epoch = lineage  # most tests run under a leader that served epoch 1
+        self.served = False  # mfsmaster ran here (its changelog holds its own changes)
+        self.own_change: int | None = None  # overrides the last change of that changelog
+        self.promoted_epoch: int | None = None  # the lease epoch promote() was given
+        self.barrier_died = False  # the reply barrier exited while mfsmaster runs
 
     def master_running(self) -> bool:
         return self.master
@@ -149,14 +174,14 @@ class FakeDaemons:
     def master_accepts_clients(self) -> bool:
         return self.master
 
-    def metalogger_running(self) -> bool:
-        return self.metalogger
-
     def has_metadata(self) -> bool:
         return self.metadata
 
-    def change_number(self, leader: bool) -> int:
+    def change_number(self) -> int:
         return self.version
+
+    def own_master_change(self) -> int:
+        return self.own_change if self.own_change is not None else (self.version if self.served else 0)
 
     def daemon_info(self) -> dict[str, Any]:
         name = "mfsmaster" if self.master else "mfsmetalogger"
@@ -172,6 +197,7 @@ class FakeDaemons:
 
     def restart_metalogger(self, lineage: int) -> None:
         self.metalogger = True
+        self.served, self.own_change = False, None  # every file set aside
         self.lineage_epoch = lineage
         self.calls.append(f"restart metalogger lineage={lineage}")
 
@@ -186,8 +212,9 @@ class FakeDaemons:
         self.calls.append("bootstrap")
 
     def promote(self, may_start: Callable[[], bool], fresh: bool = False,
-                min_version: int = 0) -> float:
+                min_version: int = 0, epoch: int = 0) -> tuple[float, int]:
         self.calls.append(f"promote fresh={fresh}")
+        self.promoted_epoch = epoch
         self.metalogger = False
         if self.promote_error:
             raise self.promote_error
@@ -195,16 +222,33 @@ class FakeDaemons:
             raise RuntimeError(f"my change number {self.version} is behind {min_version}")
         if not may_start():
             raise RuntimeError("aborted")
-        self.master = True
-        return 1.5
+        self.master = self.served = True
+        return 1.5, self.version
+
+    def ensure_barrier(self) -> bool:
+        if self.barrier_died and self.master and not self.frozen:
+            self.barrier_died = False
+            self.calls.append("restart barrier")
+            return True
+        return False
 
     def fence(self) -> None:
         self.calls.append("fence")
-        self.master = False
+        self.master = self.frozen = False
+
+    def freeze_master(self) -> bool:
+        self.calls.append("freeze")
+        self.frozen = self.master
+        return self.master
+
+    def thaw_master(self) -> bool:
+        self.calls.append("thaw")
+        was, self.frozen = self.frozen, False
+        return was
 
     def stop_master(self) -> None:
-        self.calls.append("stop master")
-        self.master = False
+        self.calls.append("kill frozen master" if self.frozen else "stop master")
+        self.master = self.frozen = False
 
     def demote(self) -> None:
         self.calls.append("demote")

@@ -81,6 +81,28 @@ def test_corrupt_or_missing_record():
     assert result["lost"] == 1
 
 
+def test_counts_are_split_into_file_creations_and_appends():
+    result = check({"client-1": history()}, {"client-1": digest(files={})})
+    assert result["by_f"] == {
+        "write-file": {"acknowledged": 1, "intact": 0, "lost": 1, "corrupt": 0},
+        "append": {"acknowledged": 1, "intact": 1, "lost": 0, "corrupt": 0}}
+    result = check({"client-1": history()},
+                   {"client-1": digest(records={"client-1": {"2": "corrupt"}})})
+    assert result["by_f"]["append"]["corrupt"] == 1
+    assert result["by_f"]["write-file"]["intact"] == 1
+
+
+def test_unknown_verdict_makes_the_split_counts_negative_too():
+    result = check({"client-1": history()},
+                   {"client-1": digest(files={}), "client-2": RuntimeError("exec failed")})
+    assert result["valid"] is False  # a loss seen by one reader is a loss
+    result = check({"client-1": history()},
+                   {"client-1": digest(), "client-2": RuntimeError("exec failed")})
+    assert result["by_f"]["write-file"]["lost"] == -1
+    assert result["by_f"]["append"]["corrupt"] == -1
+    assert result["by_f"]["write-file"]["lost_seen"] == 0
+
+
 def test_unknown_outcome_present_is_recovered_and_never_lost():
     files = {"files/client-1/00000001.dat": {"sha256": "sum1"},
              "files/client-1/00000003.dat": {"sha256": "sum3"},
@@ -124,3 +146,14 @@ def test_longest_window_without_a_successful_write():
 def test_record_checksum_binds_client_seq_and_data():
     assert record_sum("c", 1, "aa") != record_sum("c", 2, "aa")
     assert record_sum("c", 1, "aa") != record_sum("d", 1, "aa")
+
+
+def test_every_lost_and_corrupt_write_is_listed_with_its_acknowledgement_time():
+    lost = check({"client-1": history()},
+                 {"client-1": digest(files={}, records={"client-1": {"2": "intact"}})})
+    assert lost["lost_ops"] == [{"client": "client-1", "seq": 1, "f": "write-file",
+                                 "invoked_t": 1.0, "acked_t": 1.1}]
+    bad = {"files/client-1/00000001.dat": {"sha256": "other", "size": 1}}
+    corrupt = check({"client-1": history()}, {"client-1": digest(files=bad)})
+    assert [(o["seq"], o["acked_t"]) for o in corrupt["corrupt_ops"]] == [(1, 1.1)]
+    assert corrupt["lost_ops"] == []

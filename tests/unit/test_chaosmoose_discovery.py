@@ -3,6 +3,8 @@
 import importlib
 import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,23 @@ def test_experiments_are_valid_and_strict(name):
             "file_readable_from_all_clients", "clients_can_write",
             "check_acknowledged_writes"} <= set(ssh)
     assert experiment["rollbacks"], "every fault experiment heals itself"
+
+
+def test_documented_chaos_discover_command_writes_our_activities(tmp_path):
+    """The README's `chaos discover chaosmoose --no-install`, through the real CLI."""
+    chaos = Path(sys.executable).with_name("chaos")
+    out = tmp_path / "discovery.json"
+    proc = subprocess.run(
+        [str(chaos), "--no-version-check", "--log-file", str(tmp_path / "chaos.log"),
+         "discover", "chaosmoose", "--no-install", "--no-system-info",
+         "--discovery-path", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert out.exists(), (f"no discovery file (exit {proc.returncode}); stderr: "
+                          f"{proc.stderr.strip()[-500:]}; is packaging/chaosmoose installed "
+                          "(make venv)?")
+    discovery = json.loads(out.read_text())
+    assert discovery["extension"]["name"] == "chaosmoose"
+    found = {(a["mod"], a["name"]) for a in discovery["activities"]}
+    for module in chaosmoose.ACTIVITY_MODULES:
+        for name in importlib.import_module(module).__all__:
+            assert (module, name) in found

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmoose import _faults
+from chaosmoose import _families, _faults
 from chaosmoose.ledger import Ledger
 
 
@@ -69,12 +69,12 @@ def test_records_are_fsynced(ledger, monkeypatch):
 
 def test_undo_open_heals_newest_first_and_keeps_failures_open(ledger, monkeypatch):
     calls = []
-    monkeypatch.setitem(_faults.UNDO, "test.ok", lambda f: calls.append(f["id"]) or "healed")
+    monkeypatch.setitem(_families.UNDO, "test.ok", lambda f: calls.append(f["id"]) or "healed")
 
     def broken(fault):
         raise RuntimeError("daemon said no")
 
-    monkeypatch.setitem(_faults.UNDO, "test.broken", broken)
+    monkeypatch.setitem(_families.UNDO, "test.broken", broken)
     first = ledger.open("test.ok", {"service": "a"}, "r1")
     second = ledger.open("test.ok", {"service": "b"}, "r1")
     bad = ledger.open("test.broken", {"service": "c"}, "r1")
@@ -87,7 +87,7 @@ def test_undo_open_heals_newest_first_and_keeps_failures_open(ledger, monkeypatc
 
 
 def test_unknown_kind_cannot_be_undone_and_stays_open(ledger):
-    ledger.open("toxiproxy.toxic", {"service": "raft-1-2"}, "r1")
+    ledger.open("nosuch.kind", {"service": "raft-1-2"}, "r1")
     (result,) = _faults.undo_open(ledger)
     assert not result["undone"] and "cannot undo" in result["error"]
     assert len(ledger.open_faults()) == 1
@@ -95,7 +95,7 @@ def test_unknown_kind_cannot_be_undone_and_stays_open(ledger):
 
 def test_inject_records_before_apply_and_undoes_a_failed_apply(ledger, monkeypatch):
     seen = []
-    monkeypatch.setitem(_faults.UNDO, "test.ok", lambda f: "healed")
+    monkeypatch.setitem(_families.UNDO, "test.ok", lambda f: "healed")
 
     def apply():
         seen.append(len(ledger.open_faults()))
@@ -105,3 +105,56 @@ def test_inject_records_before_apply_and_undoes_a_failed_apply(ledger, monkeypat
         _faults.inject(ledger, "test.ok", {"service": "m1"}, "r1", apply)
     assert seen == [1]  # the ledger held the fault while it was being applied
     assert ledger.open_faults() == []
+
+
+def leave_runs(root):
+    """Open faults as a killed `make experiment` and a killed game-day run leave them."""
+    Ledger(root / "runs" / "leader-pause-20261129T061538Z").open(
+        "container.pause", {"service": "master-2"}, "make-run")
+    Ledger(root / "runs" / "gameday-20261129T0600Z" / "01-follower-loss").open(
+        "container.kill", {"service": "master-3"}, "gameday-run")
+
+
+def test_open_faults_probe_and_preflight_read_every_run_under_runs(tmp_path, monkeypatch):
+    from chaosmoose.controls import strict
+    from chaosmoose.faults import probes
+
+    monkeypatch.chdir(tmp_path)
+    for env in ("CHAOSMOOSE_RUN_DIR", "CHAOSMOOSE_RUNS_DIR", "CHAOSMOOSE_RUN_ID"):
+        monkeypatch.delenv(env, raising=False)
+    leave_runs(tmp_path)
+    assert probes.open_faults() == 2
+    assert probes.open_faults(all_runs=False) == 0  # this run (runs/current) opened nothing
+    (problem,) = strict.preflight_problems({}, require_masters_reachable=False)
+    assert problem.startswith("2 open faults (container.kill on master-3 (run dir "
+                              "runs/gameday-20261129T0600Z/01-follower-loss, run gameday-run")
+    assert ("container.pause on master-2 (run dir runs/leader-pause-20261129T061538Z, "
+            "run make-run, since ") in problem
+    # another runs directory is a setting
+    assert probes.open_faults(configuration={"chaosmoose_runs_dir": "elsewhere"}) == 0
+
+
+def test_undo_all_faults_with_all_runs_heals_every_run(tmp_path, monkeypatch):
+    from chaosmoose import _families
+    from chaosmoose.faults import actions
+
+    healed = []
+    _families.register("tests.everyrun", undo={"container.kill-test": lambda f: "ok"})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHAOSMOOSE_RUNS_DIR", raising=False)
+    for name in ("a", "b/c"):
+        Ledger(tmp_path / "runs" / name).open("container.kill-test", {"service": name}, "x")
+    healed = actions.undo_all_faults(all_runs=True,
+                                     configuration={"chaosmoose_run_dir": str(tmp_path / "r")})
+    assert sorted(h["service"] for h in healed) == ["a", "b/c"]
+
+
+def test_malformed_records_are_skipped_and_reported(ledger):
+    ledger.open("container.pause", {"service": "master-1"}, "r1")
+    with ledger.path.open("a") as f:
+        f.write('{"event": "open", "id": "x", "kind": "container.kill", "target": "m"}\n')
+        f.write('{"event": "undone", "id": [1]}\n')
+    assert len(ledger.open_faults()) == 1
+    assert [p.split(" line ")[1] for p in ledger.problems] == [
+        "2 (open x) has target 'm'; expected an object such as {\"service\": ...}; skipped",
+        "3 (undone) has id [1]; expected a non-empty string; skipped"]

@@ -1,6 +1,10 @@
 """Workload actions and probes over a faked Docker exec (the runner itself is tested for real)."""
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -55,11 +59,6 @@ class Exec:
             return exec_json({"ok": True})
         if sub == "canary":
             return exec_json({"sha256": "c4"})
-        if sub == "tamper":
-            path = cmd[cmd.index("--path") + 1]
-            for other in EXECS.values():
-                other.files.pop(path, None)
-            return exec_json({"tampered": path})
         raise AssertionError(cmd)
 
 
@@ -103,10 +102,6 @@ def test_start_stop_check_round_trip(config, clients, fake_docker):
         (True, 3, 3, 0)
     assert probes.checker_report(configuration=config)["intact"] == 3
 
-    actions.tamper_with_acknowledged_writes(mode="delete", configuration=config)
-    report = probes.check_acknowledged_writes(configuration=config)
-    assert report["valid"] is False and report["lost"] == 1
-
 
 def test_a_reader_that_cannot_read_makes_the_check_unknown(config, clients, fake_docker):
     actions.start_workload(configuration=config)
@@ -145,3 +140,78 @@ def test_clients_can_write_and_canary(config, clients, fake_docker):
 def test_stop_without_start_says_so(config):
     with pytest.raises(ActivityFailed, match="no workload started in this run"):
         actions.stop_workload(configuration=config)
+
+
+class RealRunnerExec:
+    """Docker exec for one client container that runs the real runner on the host.
+
+    Every client mounts the same file system: ``<mount root>/<client>`` maps to one shared
+    local folder; the container's ``/tmp/chaosmoose`` maps to a folder of its own.
+    """
+
+    def __init__(self, client, root):
+        self.mapping = {f"/mnt/{client}": str(root / "fs"),
+                        "/tmp/chaosmoose": str(root / "containers" / client)}
+        self.procs = []
+
+    def local(self, arg):
+        for inside, outside in self.mapping.items():
+            if arg.startswith(inside):
+                return outside + arg[len(inside):]
+        return arg
+
+    def __call__(self, cmd, detach=False, demux=False, **_):
+        args = [self.local(a) for a in cmd]
+        if args[0] == "cat":
+            path = Path(args[1])
+            return (ExecResult(0, (path.read_bytes(), b"")) if path.exists()
+                    else ExecResult(1, (b"", b"no such file")))
+        assert cmd[:2] == ["python3", "/tmp/chaosmoose/runner.py"], cmd
+        real = [sys.executable, "-m", "chaosmoose.workload.runner", *args[2:]]
+        if detach:
+            self.procs.append(subprocess.Popen(real))
+            return ExecResult(None, iter(()))
+        done = subprocess.run(real, capture_output=True, timeout=90, check=False)
+        return ExecResult(done.returncode, (done.stdout, done.stderr))
+
+
+@pytest.mark.parametrize("mode, verdict", [("delete", "lost"), ("corrupt", "corrupt")])
+def test_tamper_action_makes_the_real_checker_fail(config, fake_docker, tmp_path, mode,
+                                                   verdict):
+    """start_workload, stop_workload, tamper_with_acknowledged_writes and the checker, with
+    the real runner doing the writes, the tampering and the digests (only Docker is fake)."""
+    execs = {c: RealRunnerExec(c, tmp_path) for c in CLIENTS}
+    for client, fake in execs.items():
+        fake_docker.containers[client].exec_run.side_effect = fake
+    actions.start_workload(interval=0.02, file_size=64, configuration=config)
+    time.sleep(1.0)
+    actions.stop_workload(configuration=config)
+    for fake in execs.values():
+        for proc in fake.procs:
+            assert proc.wait(timeout=30) == 0
+    clean = probes.check_acknowledged_writes(configuration=config)
+    assert clean["valid"] is True and clean["lost"] == clean["corrupt"] == 0
+    assert clean["acknowledged"] > 3
+
+    (done,) = actions.tamper_with_acknowledged_writes(mode=mode, configuration=config)
+    victim = tmp_path / "fs" / "chaosmoose" / "run-1" / done["path"]
+    assert victim.exists() == (mode == "corrupt")  # the real runner did it, on disk
+    report = probes.check_acknowledged_writes(configuration=config)
+    assert report["valid"] is False and report[verdict] == 1
+    assert report["examples"][0]["path"] == done["path"]
+
+
+def test_a_status_check_that_prints_nothing_once_is_asked_again(config, clients, fake_docker):
+    """A Docker exec that returned no output (seen once in CI) is not a failed start."""
+    original = clients["client-2"]
+    silent = {"left": 1}
+
+    def status_silent_once(cmd, **kw):
+        if cmd[2] == "status" and silent["left"]:
+            silent["left"] -= 1
+            return ExecResult(0, (b"", b""))
+        return original(cmd, **kw)
+
+    fake_docker.containers["client-2"].exec_run.side_effect = status_silent_once
+    started = actions.start_workload(configuration=config)
+    assert "client-2" in started["clients"] and silent["left"] == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -181,10 +183,12 @@ def test_lagging_follower_never_promotes(store: FakeStore, clock: FakeClock) -> 
     ha2 = make_ha("master-2", store, clock, lagging)
     for _ in range(10):
         report(store, "master-3", 900, candidate=True)
-        ha2.run_cycle()
+        assert ha2.run_cycle() == ("no action: the lease expired but master-3 has the higher change "
+                                   "number (900 > my 10)")
         clock.advance(0.5)
-    assert not lagging.master and store.get_lease().holder is None or store.get_lease().holder == "master-1"
-    assert "promote fresh=False" not in lagging.calls
+    lease = store.get_lease()  # nobody took the expired lease of epoch 1
+    assert (lease.holder, lease.epoch, lease.valid(clock.now)) == ("master-1", 1, False)
+    assert not lagging.master and "promote fresh=False" not in lagging.calls
 
 
 def test_follower_without_metadata_does_not_promote(store: FakeStore, clock: FakeClock) -> None:
@@ -414,3 +418,146 @@ def test_leaving_leader_that_cannot_renew_kills_mfsmaster(store: FakeStore, cloc
     result = ha.leave(stuck_stop, killed.set)
     assert killed.is_set()
     assert result.startswith("stopped mfsmaster; could not release lease epoch 1")
+
+
+def isolate_and_heal(store: FakeStore, clock: FakeClock, old_changes: int, new_version: int):
+    """master-1 leads epoch 1 from change 100 and writes up to ``old_changes`` before it is cut
+    off and fenced; master-2 (change ``new_version``) serves epoch 2; the heal lets master-1
+    see master-2 as the ready leader."""
+    ha1, d1 = leader_cluster(store, clock, version=100)
+    d1.version = d1.own_change = old_changes  # written by its mfsmaster, partly never streamed
+    d2 = FakeDaemons(version=new_version)
+    ha2 = make_ha("master-2", store, clock, d2)
+    ha2.run_cycle()
+    store.failing = True  # master-1 cannot reach the store any more
+    clock.advance(1.6)
+    assert ha1.run_cycle() == "self-fenced: could not renew the lease within ttl - safety margin"
+    store.failing = False
+    clock.advance(0.5)  # the lease (ttl 2) expired
+    assert ha2.run_cycle() == (f"promoted self because the lease expired and my change number "
+                               f"{new_version} is highest (lease epoch 2)")
+    ha2.run_cycle()  # publishes leader_ready and its start version
+    return ha1, d1, ha2, d2
+
+
+def test_old_leader_counts_its_diverging_changes_when_it_follows_the_new_leader(
+        store: FakeStore, clock: FakeClock) -> None:
+    ha1, _, ha2, _ = isolate_and_heal(store, clock, old_changes=180, new_version=150)
+    assert store.members()["master-2"].data["start_version"] == 150
+    assert ha2.snapshot()["start_version"] == 150
+    assert ha1.run_cycle() == (
+        "restarted metalogger to follow new leader master-2 (epoch 2) from a clean slate (my old "
+        "files set aside); 30 of my changes of epoch 1 diverge (my last change 180, epoch 2 starts "
+        "from 150)")
+    entry = ha1.serving_history()[-1]
+    assert entry["epoch"] == 1 and entry["diverged_changes"] == 30
+    assert entry["diverged"] == {"at": clock.now, "new_epoch": 2, "own_change": 180,
+                                 "start_version": 150}
+    assert ha1.snapshot()["diverged_changes"] == 30
+    assert ha2.serving_history()[-1]["start_version"] == 150
+    # counted once: the next leader change finds epoch 1 already counted
+    assert ha1.run_cycle() == "no action: following master-2 (lease epoch 2)"
+    assert ha1._count_diverged(3, 400) == ""
+
+
+def test_old_leader_without_diverging_changes_counts_zero(store: FakeStore, clock: FakeClock) -> None:
+    ha1, _, _, _ = isolate_and_heal(store, clock, old_changes=150, new_version=150)
+    assert ha1.run_cycle().endswith("; 0 of my changes of epoch 1 diverge (my last change 150, "
+                                    "epoch 2 starts from 150)")
+    assert ha1.serving_history()[-1]["diverged_changes"] == 0
+
+
+def test_a_follower_that_never_led_counts_nothing(store: FakeStore, clock: FakeClock) -> None:
+    isolate_and_heal(store, clock, old_changes=180, new_version=150)
+    ha3 = make_ha("master-3", store, clock, FakeDaemons(version=150))
+    assert ha3.run_cycle() == ("restarted metalogger to follow new leader master-2 (epoch 2) from "
+                               "a clean slate (my old files set aside)")
+    assert ha3.snapshot()["diverged_changes"] is None
+
+
+def test_unknown_start_of_the_new_epoch_is_said_not_guessed(store: FakeStore, clock: FakeClock) -> None:
+    ha1, _, _, _ = isolate_and_heal(store, clock, old_changes=180, new_version=150)
+    data = dict(store.members()["master-2"].data)
+    data.pop("start_version")  # an agent of an older version
+    store.set_member("master-2", data, 2.0)
+    assert ha1.run_cycle().endswith(
+        "; how many of my changes of epoch 1 (up to 180) diverge is unknown (the new leader did "
+        "not publish its starting change number)")
+    entry = ha1.serving_history()[-1]
+    assert entry["diverged_changes"] is None and entry["diverged"]["own_change"] == 180
+    assert ha1.run_cycle() == "no action: following master-2 (lease epoch 2)"
+
+
+class FlakyRestart(FakeDaemons):
+    """restart_metalogger raises the first ``failures`` times."""
+
+    def __init__(self, failures: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures = failures
+
+    def restart_metalogger(self, lineage: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.calls.append("restart metalogger failed")
+            raise OSError("mfsmetalogger: cannot open DATA_PATH")
+        super().restart_metalogger(lineage)
+
+
+def test_failed_metalogger_restart_is_logged_said_and_retried(
+        store: FakeStore, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    leader, _ = leader_cluster(store, clock, version=100)
+    leader.run_cycle()
+    daemons = FlakyRestart(failures=1, version=100)
+    follower = make_ha("master-2", store, clock, daemons)
+    with caplog.at_level(logging.ERROR, logger="mooseng.ha"):
+        assert follower.run_cycle() == (
+            "could not restart metalogger to follow the leader of epoch 1 (OSError: mfsmetalogger: "
+            "cannot open DATA_PATH; traceback logged); retrying on the next cycle")
+    [record] = [r for r in caplog.records if "event=action_failed" in r.getMessage()]
+    assert record.exc_info is not None and "Traceback" in caplog.text
+    assert follower.run_cycle() == ("restarted metalogger to follow new leader master-1 (epoch 1) "
+                                    "from a clean slate (my old files set aside)")
+    assert daemons.calls.count("restart metalogger failed") == 1
+    assert "restart metalogger lineage=1" in daemons.calls
+    assert follower.snapshot()["leader_changes"] == 1  # the retry is not a second change
+    assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
+
+
+def test_a_metalogger_restart_in_progress_is_not_called_done(store: FakeStore, clock: FakeClock) -> None:
+    leader, _ = leader_cluster(store, clock, version=100)
+    leader.run_cycle()
+    executor = PendingExecutor()
+    follower = make_ha("master-2", store, clock, FlakyRestart(failures=1, version=100),
+                       executor=executor)
+    assert follower.run_cycle() == ("restarting metalogger to follow new leader master-1 (epoch 1) "
+                                    "from a clean slate (setting my old files aside)")
+    assert follower.run_cycle() == "no action: metalogger restart in progress"
+    executor.run_all()  # it fails
+    assert follower.run_cycle().startswith("could not restart metalogger to follow the leader of "
+                                           "epoch 1 (OSError")
+    assert follower.run_cycle().startswith("restarting metalogger to follow new leader master-1")
+    executor.run_all()
+    assert follower.run_cycle() == "no action: following master-1 (lease epoch 1)"
+
+
+def test_failed_handover_gives_the_lease_up_and_says_so(store: FakeStore, clock: FakeClock,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    ha1, d1 = leader_cluster(store, clock, version=300)
+    ha2 = make_ha("master-2", store, clock, FakeDaemons(version=300))
+    ha2.run_cycle()
+
+    def broken_stop() -> None:
+        raise RuntimeError("mfsmaster did not stop")
+
+    d1.stop_master = broken_stop  # type: ignore[method-assign]
+    executor = PendingExecutor()
+    ha1.executor = executor
+    assert ha1.request_switchover("master-2")[0] == 202
+    clock.advance(0.5)
+    assert ha1.run_cycle().startswith("handing over to master-2")
+    executor.run_all()
+    clock.advance(0.5)
+    with caplog.at_level(logging.ERROR, logger="mooseng.ha"):
+        assert ha1.run_cycle() == "released lease epoch 1: handover failed: mfsmaster did not stop"
+    assert "event=action_failed action='handover'" in caplog.text
+    assert not d1.master and store.get_lease().holder is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from mooseng.mfs import cli, files
+import pytest
+
+from mooseng.mfs import MfsController, MfsPaths, PromotionError, cli, files
 
 DATA = Path(__file__).parent / "data"
 
@@ -105,3 +107,30 @@ def test_unlocks_follow_the_newest_change_and_can_be_undone(tmp_path: Path) -> N
 def test_no_unlock_appended_after_an_incomplete_line(tmp_path: Path) -> None:
     (tmp_path / "changelog_ml.0.mfs").write_text(CHANGELOG_WITH_A_WRITE_IN_FLIGHT + "897: 10")
     assert files.append_unlocks(tmp_path, [150], now=1050) is None
+
+
+def test_own_master_change_reads_only_the_masters_changelogs(tmp_path: Path) -> None:
+    """After a demotion the metalogger may already hold the new leader's changes under the
+    same numbers: only mfsmaster's own changelog says what this node wrote."""
+    assert files.own_master_change(tmp_path) == 0
+    (tmp_path / "changelog_ml.0.mfs").write_text("500: 1|ACCESS(1)\n")
+    assert files.own_master_change(tmp_path) == 0
+    (tmp_path / "changelog.1.mfs").write_text("300: 1|ACCESS(1)\n")
+    (tmp_path / "changelog.0.mfs").write_text("301: 1|ACCESS(1)\n420: 2|CREATE(1,x)\n421: 3|AC")
+    assert files.own_master_change(tmp_path) == 420
+    assert files.own_master_change(tmp_path / "missing") == 0
+
+
+def test_bootstrap_never_overwrites_existing_metadata(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"MFSM NEW")
+    data = tmp_path / "mfs"
+    data.mkdir()
+    (data / "changelog_ml.0.mfs").write_text("41: x\n")
+    controller = MfsController(MfsPaths(data_path=data, empty_metadata=empty), "127.0.0.1")
+    with pytest.raises(PromotionError, match="already holds metadata"):
+        controller.bootstrap()
+    assert not (data / "metadata.mfs").exists()
+    (data / "changelog_ml.0.mfs").unlink()
+    controller.bootstrap()
+    assert (data / "metadata.mfs").read_bytes() == b"MFSM NEW"

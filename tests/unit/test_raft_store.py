@@ -117,3 +117,123 @@ def test_raft_leadership_moves_to_the_named_node(tmp_path: Path) -> None:
     finally:
         for s in stores.values():
             s.close()
+
+
+class _Forwarder:
+    """A TCP forwarder on 127.0.0.1 standing in for one link's proxy; ``cut()`` drops every
+    connection and refuses new ones."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import threading
+
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.open: list[socket.socket] = []
+        self.cutting = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cutting:
+                down.close()
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:  # the dialled store is not listening yet: the dialler retries
+                down.close()
+                continue
+            self.connections += 1
+            self.open += [down, up]
+            threading.Thread(target=self._pump, args=(down, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down), daemon=True).start()
+
+    def cut(self) -> None:
+        self.cutting = True
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_partners_are_dialled_through_their_link_but_known_by_address(tmp_path: Path) -> None:
+    """n3 dials n1 (the higher address dials) through a forwarder: the group works, the
+    connection really went through it, and cutting it disconnects exactly that pair."""
+    names = ["n1", "n2", "n3"]
+    ports = dict(zip(names, free_ports(3)))
+    addresses = {n: f"127.0.0.1:{p}" for n, p in ports.items()}
+    dialler = max(names, key=lambda n: addresses[n])
+    target = min(names, key=lambda n: addresses[n])
+    link = _Forwarder(ports[target])
+    stores = {n: RaftStore(n, names, addresses=addresses, password="secret",
+                           journal_dir=tmp_path / n, retry_timeout=0.5,
+                           dial={target: f"127.0.0.1:{link.port}"} if n == dialler else None)
+              for n in names}
+    try:
+        until(lambda: stores["n1"].acquire_lease("n1", 5.0, 0), timeout=10)
+        deadline = time.monotonic() + 10
+        while stores[dialler].raft_status().peers.get(target) != "connected":
+            assert time.monotonic() < deadline, stores[dialler].raft_status()
+            time.sleep(0.05)
+        assert link.connections >= 1
+        assert stores[target].raft_status().peers[dialler] == "connected"
+        link.cut()
+        deadline = time.monotonic() + 10
+        while stores[dialler].raft_status().peers.get(target) != "disconnected":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        third = next(n for n in names if n not in (dialler, target))
+        assert stores[dialler].raft_status().peers[third] == "connected"
+    finally:
+        for store in stores.values():
+            store.close()
+        link.listener.close()
+
+
+def test_follower_contact_age_is_fresh_on_the_raft_leader_and_none_elsewhere(tmp_path: Path) -> None:
+    stores = three_stores(tmp_path)
+    try:
+        until(lambda: stores["n1"].set_member("n1", {"x": 1}, 2.0))  # a committed entry: a leader exists
+        leader = stores["n1"].raft_status().leader
+        followers = [n for n in stores if n != leader]
+        worst = 0.0
+        for _ in range(20):  # heartbeats go out every 0.1 s here (min_timeout 0.4 / 4)
+            age = stores[leader].follower_contact_age()
+            assert age is not None
+            worst = max(worst, age)
+            time.sleep(0.05)
+        assert worst < 0.3
+        assert all(stores[n].follower_contact_age() is None for n in followers)
+        for n in followers:  # both followers die: nobody answers any more
+            stores[n].close()
+        time.sleep(0.6)
+        age = stores[leader].follower_contact_age()
+        # still leading (pysyncobj falls back after 2 * max_timeout = 1.6 s): the age grows
+        assert age is not None and age > 0.5
+    finally:
+        for s in stores.values():
+            s.close()

@@ -8,30 +8,48 @@ import threading
 import time
 from pathlib import Path
 
-from mooseng import mfsconfig, router
+from mooseng import links, mfsconfig, router
 
 
-def test_router_binds_own_address_and_checks_leader_on_every_master(monkeypatch):
+def _topology(proxy_host: str = "toxiproxy") -> links.Topology:
+    return links.Topology.from_settings({"MOOSENG_TOXIPROXY_HOST": proxy_host})
+
+
+def test_router_binds_own_address_and_checks_leader_through_its_api_proxies(monkeypatch):
     monkeypatch.delenv("MOOSENG_ROUTER_CS_PORT", raising=False)
-    body = router.haproxy_config("172.20.0.5", ["master-1", "master-2", "master-3"], 9430, 300)
+    body = router.haproxy_config("172.20.0.5", "chunkserver-2", "chunkserver", _topology(), 300)
     assert "bind 172.20.0.5:9520" in body
     assert body.count("option httpchk GET /leader") == 1
-    assert "server master-2 master-2:9421 track chunkservers/master-2" in body
-    assert "listen metaloggers" not in body
-    assert "server master-2 master-2:9420 check port 9430" in body
+    # chunkserver-2 is node 4: its link to master-2 is 20000 + 400 + 10 + kind
+    assert "server master-2 toxiproxy:20411 check" in body           # api
+    assert "server master-2 toxiproxy:20413 track leader-check/master-2" in body  # cs
+    assert "listen metaloggers" not in body and "listen clients" not in body
     assert "on-marked-down shutdown-sessions" in body
+    # all three masters sit behind one Toxiproxy address: the resolver must not drop two
+    assert "resolve-opts allow-dup-ip" in body
     assert "bind 127." not in body
     # a dead leader's address must not hold a new session for seconds
     assert "option redispatch 1" in body and "timeout connect 300ms" in body
 
 
-def test_metaloggers_follow_the_running_mfsmaster_by_tcp_check():
-    body = router.haproxy_config("172.20.0.5", ["master-1", "master-2"], 9430, 300,
-                                 metaloggers=True)
-    section = body.split("listen metaloggers", 1)[1]
+def test_without_a_proxy_host_the_router_dials_masters_directly():
+    body = router.haproxy_config("172.20.0.5", "client-1", "client", _topology(""), 300)
+    assert "server master-1 master-1:9430 check" in body
+    assert "server master-1 master-1:9421 track leader-check/master-1" in body
+    assert "toxiproxy" not in body
+
+
+def test_metaloggers_follow_the_running_mfsmaster_and_a_master_reaches_itself_directly():
+    body = router.haproxy_config("172.20.0.5", "master-2", "master", _topology(), 300)
+    checks = body.split("backend master-check", 1)[1].split("listen", 1)[0]
+    assert "option httpchk GET /master" in checks
+    assert "server master-2 master-2:9430 check" in checks
+    assert "server master-1 toxiproxy:20101 check" in checks
+    section = body.split("listen metaloggers", 1)[1].split("listen", 1)[0]
     assert "bind 172.20.0.5:9519" in section
-    assert "server master-1 master-1:9419 check" in section
-    assert "httpchk" not in section and "track" not in section
+    assert "server master-1 toxiproxy:20102 track master-check/master-1" in section
+    assert "server master-2 master-2:9419 track master-check/master-2" in section
+    assert "listen chunkservers" not in body
 
 
 def test_chunkserver_announces_real_address_and_dials_router(monkeypatch):
@@ -53,20 +71,6 @@ def test_render_is_key_equals_value_lines():
     assert mfsconfig.render({"A": 1, "B": "x"}) == "A = 1\nB = x\n"
 
 
-def test_seed_never_overwrites_existing_metadata(tmp_path, monkeypatch):
-    layout = mfsconfig.Layout(tmp_path)
-    (tmp_path / "mfs").mkdir()
-    (tmp_path / "mfs" / "changelog_ml.0.mfs").write_text("41: x\n")
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"MFSM NEW")
-    monkeypatch.setattr(mfsconfig, "EMPTY_METADATA", empty)
-    assert mfsconfig.seed_empty_metadata(layout) is False
-    assert not (tmp_path / "mfs" / "metadata.mfs").exists()
-    (tmp_path / "mfs" / "changelog_ml.0.mfs").unlink()
-    assert mfsconfig.seed_empty_metadata(layout) is True
-    assert (tmp_path / "mfs" / "metadata.mfs").read_bytes() == b"MFSM NEW"
-
-
 def _leader_api(status: int):
     """A local HTTP server answering GET /leader with ``status`` (stands in for an agent)."""
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -83,6 +87,10 @@ def _leader_api(status: int):
     return server
 
 
+def _url(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def test_wait_until_routable_needs_a_listening_router_and_a_leader():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -91,16 +99,16 @@ def test_wait_until_routable_needs_a_listening_router_and_a_leader():
     follower, leader = _leader_api(503), _leader_api(200)
     try:
         began = time.monotonic()
-        assert router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
-                                          leader.server_address[1], check_ms=100, timeout=5)
+        assert router.wait_until_routable("127.0.0.1", port, [_url(leader)],
+                                          check_ms=100, timeout=5)
         assert 0.2 <= time.monotonic() - began < 3  # waited for two router checks
         # Only followers: not routable.
-        assert not router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
-                                              follower.server_address[1], check_ms=100, timeout=0.5)
+        assert not router.wait_until_routable("127.0.0.1", port, [_url(follower)],
+                                              check_ms=100, timeout=0.5)
         listener.close()
         # A leader but no router listening: not routable.
-        assert not router.wait_until_routable("127.0.0.1", port, ["127.0.0.1"],
-                                              leader.server_address[1], check_ms=100, timeout=0.5)
+        assert not router.wait_until_routable("127.0.0.1", port, [_url(leader)],
+                                              check_ms=100, timeout=0.5)
     finally:
         follower.shutdown()
         leader.shutdown()

@@ -59,3 +59,31 @@ def test_readme_carries_the_current_chaosmoose_table():
     from chaosmoose._settings import markdown_table
 
     assert markdown_table() in README.read_text(), "run `make settings-table`"
+
+
+@pytest.mark.parametrize(("name", "checked_by", "not_by"), [
+    ("MOOSENG_ROUTER_CL_PORT", ("master", "client"), ("chunkserver",)),
+    ("MOOSENG_ROUTER_CS_PORT", ("chunkserver",), ("master", "client")),
+    ("MOOSENG_ROUTER_ML_PORT", ("master",), ("chunkserver", "client")),
+    ("MOOSENG_ROUTER_CHECK_INTERVAL_MS", ("master", "chunkserver", "client"), ()),
+])
+def test_router_settings_are_validated_by_the_roles_that_read_them(name, checked_by, not_by):
+    env = {name: "x"}
+    for role in checked_by:
+        assert [e.split("=")[0] for e in settings.validate(role, env)] == [name], role
+    for role in not_by:
+        assert settings.validate(role, env) == [], role
+
+
+def test_a_malformed_router_port_stops_the_role_with_a_message(capsys, monkeypatch):
+    from mooseng import roles
+
+    monkeypatch.setenv("MOOSENG_ROUTER_CL_PORT", "x")
+    assert roles.run("client") == 2  # before any daemon starts, no traceback
+    assert ("mooseng run client: configuration error: MOOSENG_ROUTER_CL_PORT='x' is invalid"
+            in capsys.readouterr().err)
+
+
+def test_every_role_a_setting_names_exists():
+    for setting in settings.SETTINGS.values():
+        assert setting.roles and set(setting.roles) <= set(settings.ROLES), setting.name

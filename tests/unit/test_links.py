@@ -1,0 +1,106 @@
+"""The proxy plan: one proxy per (node, master, kind), Raft only in the dialling direction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mooseng import agent, links
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_node_reaches_every_other_master_through_its_own_proxies():
+    topology = links.Topology.from_settings({})
+    names = {p.name for p in topology.proxies()}
+    for client in topology.clients:
+        for master in topology.masters:
+            assert f"{client}>{master}:cl" in names and f"{client}>{master}:api" in names
+            assert f"{client}>{master}:cs" not in names
+    for chunkserver in topology.chunkservers:
+        for master in topology.masters:
+            assert {f"{chunkserver}>{master}:cs", f"{chunkserver}>{master}:api"} <= names
+    assert "master-2>master-1:ml" in names and "master-1>master-2:ml" in names
+    assert not any(p.source == p.master for p in topology.proxies())
+
+
+def test_raft_is_proxied_once_per_pair_in_the_direction_pysyncobj_dials():
+    topology = links.Topology.from_settings({})
+    raft = sorted(p.name for p in topology.proxies() if p.kind == "raft")
+    assert raft == ["master-2>master-1:raft", "master-3>master-1:raft", "master-3>master-2:raft"]
+
+
+def test_ports_are_unique_and_follow_the_documented_scheme():
+    topology = links.Topology.from_settings({})
+    ports = [p.listen_port for p in topology.proxies()]
+    assert len(ports) == len(set(ports))
+    assert topology.port_of("client-2", "master-1", "cl") == 20704
+    assert topology.dial("client-2", "master-1", "cl") == ("toxiproxy", 20704)
+    assert topology.dial("master-1", "master-1", "cl") == ("master-1", 9421)
+
+
+def test_an_unknown_node_is_named_in_the_error():
+    topology = links.Topology.from_settings({})
+    try:
+        topology.role_of("client-9")
+    except ValueError as exc:
+        assert "client-9" in str(exc) and "client-1" in str(exc)
+    else:
+        raise AssertionError("client-9 was accepted")
+
+
+def test_agent_dials_raft_partners_through_their_proxies_on_the_raft_network(monkeypatch):
+    monkeypatch.delenv("MOOSENG_TOXIPROXY_HOST", raising=False)
+    monkeypatch.delenv("MOOSENG_RAFT_DOMAIN", raising=False)
+    assert agent.raft_dial("master-3") == {"master-1": "toxiproxy.raft:20200",
+                                           "master-2": "toxiproxy.raft:20210"}
+    assert agent.raft_dial("master-1") == {}  # the others dial master-1
+
+
+def test_raft_proxies_listen_and_dial_only_on_the_raft_network():
+    """Issue 13 item 7: no chunkserver or client may reach a Raft port, the proxies' included.
+    Raft proxies listen on Toxiproxy's Raft-network alias and dial the masters' aliases there;
+    every other proxy stays on the shared network."""
+    topology = links.Topology.from_settings({})
+    entries = {e["name"]: e for e in topology.toxiproxy_config()}
+    assert entries["master-3>master-1:raft"] == {
+        "name": "master-3>master-1:raft", "listen": "toxiproxy.raft:20200",
+        "upstream": "master-1.raft:9440", "enabled": True}
+    for name, entry in entries.items():
+        host = entry["listen"].rsplit(":", 1)[0]
+        upstream = entry["upstream"].rsplit(":", 1)[0]
+        master = name.split(">")[1].split(":")[0]
+        if name.endswith(":raft"):
+            assert (host, upstream) == ("toxiproxy.raft", f"{master}.raft"), name
+        else:
+            assert (host, upstream) == ("0.0.0.0", master), name
+
+
+def test_raft_network_names_follow_the_setting():
+    topology = links.Topology.from_settings({"MOOSENG_RAFT_DOMAIN": "consensus.lab"})
+    assert topology.dial("master-3", "master-1", "raft") == ("toxiproxy.consensus.lab", 20200)
+    assert topology.dial("master-3", "master-1", "api") == ("toxiproxy", 20201)
+    assert topology.raft_bind_host("master-2") == "master-2.consensus.lab"
+    direct = links.Topology.from_settings({"MOOSENG_TOXIPROXY_HOST": ""})
+    assert direct.dial("master-3", "master-1", "raft") == ("master-1.raft", 9440)
+    assert direct.dial("client-1", "master-1", "cl") == ("master-1", 9421)
+
+
+def test_an_empty_raft_domain_keeps_raft_on_the_shared_network():
+    topology = links.Topology.from_settings({"MOOSENG_RAFT_DOMAIN": ""})
+    raft = next(e for e in topology.toxiproxy_config() if e["name"] == "master-3>master-1:raft")
+    assert (raft["listen"], raft["upstream"]) == ("0.0.0.0:20200", "master-1:9440")
+    assert topology.dial("master-3", "master-1", "raft") == ("toxiproxy", 20200)
+    assert topology.raft_bind_host("master-1") is None
+
+
+def test_an_ip_proxy_host_is_not_given_a_raft_suffix():
+    topology = links.Topology.from_settings({"MOOSENG_TOXIPROXY_HOST": "10.0.0.5"})
+    assert topology.dial("master-3", "master-1", "raft") == ("10.0.0.5", 20200)
+    assert topology.proxy_listen_host("raft") == "0.0.0.0"
+
+
+def test_committed_proxy_file_matches_the_settings_defaults():
+    """toxiproxy/proxies.json is generated by `mooseng proxies`; regenerate it on a change."""
+    committed = json.loads((REPO / "toxiproxy" / "proxies.json").read_text())
+    assert committed == links.Topology.from_settings({}).toxiproxy_config()
