@@ -377,6 +377,7 @@ class HA:
             with self._lock:
                 if st.contact_back_at is None:
                     st.contact_back_at = now
+                    self.wake()  # renew now, not at the next loop tick: the fence deadline is near
                     return (f"no action: followers answer again; mfsmaster stays frozen until lease "
                             f"epoch {epoch} is renewed")
                 gate = st.contact_back_at

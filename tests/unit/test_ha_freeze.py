@@ -112,6 +112,20 @@ def test_thaws_when_followers_answer_and_a_later_renewal_succeeds(
     assert ha.snapshot()["thaws"] == 1
 
 
+def test_contact_coming_back_wakes_the_loop_to_renew_at_once(
+        store: FakeStore, clock: FakeClock) -> None:
+    """The fence deadline may be a few tenths of a second away when followers answer again:
+    the renewal that thaws must not wait for the next loop tick (loop_wait)."""
+    ha, _ = frozen_leader(store, clock)
+    ha._wake.clear()
+    heal(store)
+    assert ha.check_contact() == BACK
+    assert ha._wake.is_set()
+    ha._wake.clear()
+    assert ha.check_contact() is None  # seen back once: no second wake-up
+    assert not ha._wake.is_set()
+
+
 def test_no_thaw_when_followers_answer_but_renewal_fails(store: FakeStore, clock: FakeClock) -> None:
     ha, daemons = frozen_leader(store, clock)
     store.heal_followers()  # answers come back, but commits still fail
