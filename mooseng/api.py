@@ -161,7 +161,7 @@ class Views:
         return None if leader is None else max(0, leader - int(snap["metadata_version"]))
 
     def probe(self, kind: str) -> tuple[int, dict[str, Any]]:
-        """/health, /leader, /master, /replica."""
+        """/health, /leader, /route, /master, /replica."""
         snap = self.ctx.ha.snapshot()
         daemon = snap["daemon"]
         lag = self._lag(snap)
@@ -174,6 +174,12 @@ class Views:
             ok = daemon["name"] == "mfsmaster" and daemon["state"] == "running"
             reason = ("mfsmaster runs here" if ok else
                       f"no mfsmaster here ({daemon['name']} {daemon['state']})")
+        elif kind == "route":
+            ok = self.ctx.ha.is_route_target()
+            reason = (f"holds lease epoch {snap['epoch']}; mfsmaster is frozen (no follower "
+                      f"contact): sessions wait here" if ok and snap["frozen"] else
+                      f"holds lease epoch {snap['epoch']} and mfsmaster accepts clients" if ok
+                      else f"not the leader (role {snap['role']})")
         elif kind == "leader":
             ok = self.ctx.ha.is_leader()
             reason = (f"holds lease epoch {snap['epoch']} and mfsmaster accepts clients" if ok else
@@ -268,7 +274,8 @@ class Views:
 
 
 # Each endpoint and the methods it answers (a known path with another method: 405 + Allow).
-ROUTES = {"/health": ("GET", "HEAD"), "/leader": ("GET", "HEAD"), "/master": ("GET", "HEAD"),
+ROUTES = {"/health": ("GET", "HEAD"), "/leader": ("GET", "HEAD"), "/route": ("GET", "HEAD"),
+          "/master": ("GET", "HEAD"),
           "/replica": ("GET", "HEAD"), "/status": ("GET", "HEAD"), "/cluster": ("GET", "HEAD"),
           "/metrics": ("GET", "HEAD"), "/switchover": ("POST",)}
 

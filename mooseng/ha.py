@@ -868,6 +868,19 @@ class HA:
                     and st.frozen_at is None
                     and st.deadline is not None and self.clock.monotonic() < st.deadline)
 
+    def is_route_target(self) -> bool:
+        """What routers check (``GET /route``): :meth:`is_leader`, frozen or not.
+
+        A frozen mfsmaster acknowledges nothing, and it is either thawed under the same lease
+        epoch (no newer leader can exist then) or SIGKILLed, which ends its sessions. Routers
+        therefore keep client and chunkserver sessions through a freeze: cutting them turned
+        each short freeze into chunkserver re-registrations, endangered chunks and blocked
+        reads."""
+        with self._lock:
+            st = self._state
+            return (st.epoch is not None and st.role == "leader" and st.leader_ready
+                    and st.deadline is not None and self.clock.monotonic() < st.deadline)
+
     def serving_history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` epochs this node served (see :mod:`mooseng.history`)."""
         return self.history.entries(limit)

@@ -2,9 +2,10 @@
 
 Each MooseFS daemon (chunkserver, mount, metalogger, mfscli) is pointed at this
 container's own address on a router port. HAProxy forwards to whichever master
-answers ``GET /leader`` with 200 on its agent's HTTP port, checks every few
-hundred milliseconds, and cuts sessions to a master the moment it is marked
-down, so the daemons reconnect straight to the new leader (Patroni's pattern).
+answers ``GET /route`` with 200 on its agent's HTTP port (the lease holder, frozen or
+not; ``/leader`` is the same without a frozen one), checks every few hundred
+milliseconds, and cuts sessions to a master the moment it is marked down, so the
+daemons reconnect straight to the new leader (Patroni's pattern).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ROUTER_CFG = Path("/etc/mooseng/haproxy.cfg")
 log = logging.getLogger("mooseng.router")
 
 # (listener name, router port setting, link kind, check backend): chunkservers and clients go
-# to the lease holder only (GET /leader on its agent). Metaloggers (master containers only)
+# to the lease holder only (GET /route on its agent). Metaloggers (master containers only)
 # follow whichever mfsmaster runs (GET /master on its agent): during a planned handover the
 # old master keeps streaming its changelog until it exits, while clients are already cut
 # off. Fencing and the lease make sure that at most one mfsmaster runs.
@@ -35,7 +36,10 @@ ROUTES = {
     # the metalogger stream comes from, and a partition cuts both.
     "acks": ("MOOSENG_ROUTER_ACK_PORT", "ack", "master-check"),
 }
-CHECKS = {"leader-check": "/leader", "master-check": "/master"}
+# Clients and chunkservers follow GET /route: the lease holder, also while its mfsmaster is
+# frozen (no follower contact), so a short freeze keeps their sessions instead of cutting
+# them (a freeze ends in a thaw under the same epoch or in SIGKILL, which ends them anyway).
+CHECKS = {"leader-check": "/route", "master-check": "/master"}
 # Which listeners each kind of container needs.
 ROLE_ROUTES = {"master": ("metaloggers", "clients"), "chunkserver": ("chunkservers",),
                "client": ("clients",)}

@@ -84,6 +84,7 @@ def test_follower_probes(cluster) -> None:
     for port in serve(follower, store, clock):
         assert call(port, "GET", "/leader")[0] == 503
         assert call(port, "HEAD", "/leader")[0] == 503
+        assert call(port, "GET", "/route")[0] == 503
         status, body = call(port, "GET", "/replica")
         assert status == 200 and json.loads(body)["lag"] == 0
 
@@ -164,6 +165,11 @@ def test_leader_is_503_while_mfsmaster_is_frozen(cluster) -> None:
         assert json.loads(body)["reason"] == ("holds lease epoch 1 but mfsmaster is frozen "
                                               "(no follower contact)")
         assert call(port, "HEAD", "/leader")[0] == 503
+        # The routers' check keeps sessions on a frozen holder (it thaws or is killed).
+        status, body = call(port, "GET", "/route")
+        assert status == 200
+        assert json.loads(body)["reason"] == ("holds lease epoch 1; mfsmaster is frozen (no "
+                                              "follower contact): sessions wait here")
         data = json.loads(call(port, "GET", "/status")[1])
         assert (data["frozen"], data["frozen_since"], data["freezes"], data["thaws"]) == (
             True, clock.now, 1, 0)
@@ -284,3 +290,20 @@ def test_keep_alive_continues_after_a_good_request(port: int) -> None:
 def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token("bearer abc") == bearer_token("BEARER  abc ") == "abc"
     assert bearer_token("Basic abc") == bearer_token("Bearerabc") == ""
+
+
+def test_route_follows_the_lease_and_is_503_once_the_frozen_holder_is_fenced(cluster) -> None:
+    clock, store, ha = cluster
+    for port in serve(ha, store, clock):
+        status, body = call(port, "GET", "/route")
+        assert status == 200
+        assert json.loads(body)["reason"] == "holds lease epoch 1 and mfsmaster accepts clients"
+        store.cut_followers()
+        store.failing = True
+        clock.advance(0.45)
+        assert ha.check_contact().startswith("froze mfsmaster")
+        assert call(port, "GET", "/route")[0] == 200
+        clock.advance(1.5)  # past ttl - safety margin without a renewal: fenced
+        assert ha.check_fence().startswith("self-fenced")
+        status, body = call(port, "GET", "/route")
+        assert status == 503 and json.loads(body)["reason"].startswith("not the leader")

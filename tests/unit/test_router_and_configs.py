@@ -19,7 +19,7 @@ def test_router_binds_own_address_and_checks_leader_through_its_api_proxies(monk
     monkeypatch.delenv("MOOSENG_ROUTER_CS_PORT", raising=False)
     body = router.haproxy_config("172.20.0.5", "chunkserver-2", "chunkserver", _topology(), 300)
     assert "bind 172.20.0.5:9520" in body
-    assert body.count("option httpchk GET /leader") == 1
+    assert body.count("option httpchk GET /route") == 1
     # chunkserver-2 is node 4: its link to master-2 is 20000 + 400 + 10 + kind
     assert "server master-2 toxiproxy:20411 check" in body           # api
     assert "server master-2 toxiproxy:20413 track leader-check/master-2" in body  # cs
