@@ -135,19 +135,22 @@ def test_a_timeout_toxic_on_one_link_stops_exactly_that_link(cluster):
     assert clients_can_write(timeout=60, clients="client-2")
 
 
-def _watch_leader(url: str, stop: threading.Event, seen: list[tuple[float, int]]) -> None:
-    """Poll ``/leader``; each answer is stamped with the time its request was *sent*.
+def _watch_leader(url: str, stop: threading.Event,
+                  seen: list[tuple[float, float, int]]) -> None:
+    """Poll ``/leader``; each answer is kept with the times its request was sent and its
+    answer received.
 
-    A request sent before a freeze may be answered 200 and arrive after it (the agent
-    decided before it froze); only a request sent after ``frozen_at`` shows a frozen
-    master serving.
+    The agent decides somewhere in between: a request sent before a freeze may be answered
+    200 after it, and one sent just before a thaw may be answered 200 after the thaw. Only
+    a 200 whose whole round trip lies inside a freeze shows a frozen master serving.
     """
     while not stop.is_set():
         sent = time.time()
         try:
-            seen.append((sent, requests.get(f"{url}/leader", timeout=0.5).status_code))
+            status = requests.get(f"{url}/leader", timeout=0.5).status_code
         except requests.RequestException:
-            seen.append((sent, 0))
+            status = 0
+        seen.append((sent, time.time(), status))
         time.sleep(0.02)
 
 
@@ -184,7 +187,7 @@ def test_isolation_shorter_than_the_lease_keeps_the_leader_and_a_frozen_leader_n
 
     leader = _leader(cluster)
     epoch_before = requests.get(f"{MASTER_URLS[leader]}/status", timeout=5).json()["lease"]["epoch"]
-    seen: list[tuple[float, int]] = []
+    seen: list[tuple[float, float, int]] = []
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_leader, args=(MASTER_URLS[leader], stop, seen))
     watcher.start()
@@ -205,7 +208,8 @@ def test_isolation_shorter_than_the_lease_keeps_the_leader_and_a_frozen_leader_n
         for freeze in entry["freezes"]:  # frozen until thawed, or until the epoch ended
             end = (freeze["thawed_at"] or entry.get("fenced_at") or entry.get("stepped_down_at")
                    or float("inf"))
-            served = [t for t, status in seen if freeze["frozen_at"] < t < end and status == 200]
+            served = [(sent, got) for sent, got, status in seen
+                      if freeze["frozen_at"] < sent and got < end and status == 200]
             assert served == [], f"/leader answered 200 while frozen: {served[:5]}"
     now_leader = _leader(cluster)
     epoch_after = requests.get(f"{MASTER_URLS[now_leader]}/status", timeout=5).json()["lease"]["epoch"]
