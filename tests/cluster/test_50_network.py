@@ -227,8 +227,21 @@ def test_isolation_shorter_than_the_lease_keeps_the_leader_and_a_frozen_leader_n
         assert now_leader != leader or epoch_after > epoch_before
         assert any(e.get("fenced_at") for e in history)
     else:
-        assert (now_leader, epoch_after) == (leader, epoch_before)
-        assert all(f["thawed_at"] for f in freezes)
+        # The epoch serving at the cut must outlive the heal by more than a lease: the cut
+        # caused no leader change. A fence later than that is not the cut's doing (on this
+        # 2-core machine a loaded leader can miss renewals with no fault at all: README,
+        # Known problems); it is printed, not blamed on the partition.
+        [cut_epoch] = [e for e in history if e["epoch"] == epoch_before]
+        ended = cut_epoch.get("fenced_at") or cut_epoch.get("stepped_down_at")
+        ttl = requests.get(f"{MASTER_URLS[leader]}/status", timeout=5).json()["timing"]["ttl"]
+        assert ended is None or ended > fault["undone_t"] + ttl, (
+            f"epoch {epoch_before} of {leader} ended {ended - fault['undone_t']:.2f} s after the "
+            f"heal: {cut_epoch}")
+        if (now_leader, epoch_after) != (leader, epoch_before):
+            print(f"isolation {hold} s: later leader change, not caused by the cut: epoch "
+                  f"{epoch_before} ended {ended - fault['undone_t']:.2f} s after the heal; now "
+                  f"{now_leader} epoch {epoch_after}")
+        assert all(f["thawed_at"] for f in cut_epoch["freezes"])
         assert report["lost"] == 0 and report["intact"] == report["acknowledged"]
 
 
