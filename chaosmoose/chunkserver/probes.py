@@ -470,7 +470,7 @@ def placement_matches_class(path: str, storage_class: str = "", avoid: str = "",
     hold no valid copy: after losing one, the class is met by the others. With ``timeout``
     > 0, polls every 2 s until it matches (MooseFS moves a new chunk from its create to its
     keep labels within seconds; the master drops a lost chunkserver's copies once it
-    noticed, then replicates).
+    noticed, then replicates), and a read that fails (no master answered) is retried too.
     Returns ``{"ok", "files", "chunks", "by_class", "misplaced": [{"file", "chunk", "class",
     "keep", "why"}], "problems", "waited_s"}``; fails (or, with ``raise_on_mismatch`` off,
     returns ``"ok": false``) on a misplaced chunk, an unreadable file, or no file at all.
@@ -484,8 +484,15 @@ def placement_matches_class(path: str, storage_class: str = "", avoid: str = "",
     reader = _chunks.client_of(client, configuration, secrets)
     began = time.monotonic()
     while True:
-        files = _mfs.walk(path, reader, configuration, secrets)
-        text = _mfs.mfscli(["-SCS", "-SSC"], reader, configuration, secrets)
+        try:
+            files = _mfs.walk(path, reader, configuration, secrets)
+            text = _mfs.mfscli(["-SCS", "-SSC"], reader, configuration, secrets)
+        except ActivityFailed as exc:  # no master answered (a failover): poll on, if allowed
+            if time.monotonic() - began >= wait:
+                raise
+            logger.warning("placement of %s not readable yet (%s); retrying", path, exc)
+            time.sleep(2.0)
+            continue
         names = _names(configuration, secrets)
         result = _placement.check(files, _mfs.storage_classes(text),
                                   _mfs.labels_by_address(text), names, storage_class,

@@ -721,3 +721,22 @@ def test_set_storage_class_checks_that_moosefs_has_the_class(config, lab):
     with pytest.raises(ActivityFailed, match="storage_class='a b' is invalid"):
         actions.set_storage_class("chaosmoose/tiered", "a b", configuration=config)
     assert len(lab["client"].calls) == calls + 1  # only the -SSC read of the unknown class
+
+
+def test_placement_polling_rides_out_a_master_that_does_not_answer(config, lab, monkeypatch):
+    """Seen in CI: mfscli found no working master for a moment while a chunkserver was down;
+    a probe with a timeout polls on, one without fails at once, naming mfscli's answer."""
+    clock = Clock(monkeypatch)
+    gone = "Working master servers not found !!!\n"
+    good = SCS + "\n" + SSC
+    lab["client"].mfscli[("-SCS", "-SSC")] = [gone, gone, good]
+    result = probes.placement_matches_class("chaosmoose/tiered", "tiered", timeout=30,
+                                            configuration=config)
+    assert result["ok"] is True and clock.slept == [2.0, 2.0]
+    lab["client"].mfscli[("-SCS", "-SSC")] = [gone]
+    with pytest.raises(ActivityFailed, match="mfscli -SCS -SSC on client-1: Working master "
+                                             "servers not found"):
+        probes.placement_matches_class("chaosmoose/tiered", "tiered", configuration=config)
+    with pytest.raises(ActivityFailed, match="Working master servers not found"):
+        probes.placement_matches_class("chaosmoose/tiered", "tiered", timeout=5,
+                                       configuration=config)
