@@ -89,8 +89,9 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-def _from_secrets(key: str, secrets: Secrets) -> Any:
-    """Secrets are a mapping of scopes (``{"mooseng": {"mooseng_api_token": ...}}``)."""
+def secret_value(key: str, secrets: Secrets) -> Any:
+    """``key`` from the secrets: top level, or in any scope (secrets are a mapping of scopes,
+    ``{"mooseng": {"mooseng_api_token": ...}}``); None when absent."""
     if not secrets:
         return None
     if key in secrets and not isinstance(secrets[key], Mapping):
@@ -120,7 +121,7 @@ def _from_dotenv(env_name: str, path: Path = Path(".env")) -> str | None:
 def raw(key: str, configuration: Configuration = None, secrets: Secrets = None) -> Any:
     """The raw value of ``key``: secrets, then configuration, then environment, then default."""
     setting = SETTINGS.get(key)
-    value = _from_secrets(key, secrets)
+    value = secret_value(key, secrets)
     if value is None and configuration:
         value = configuration.get(key)
     if value is None and setting is not None:

@@ -182,16 +182,6 @@ def resolved_secrets(experiment: Mapping[str, Any],
                     if isinstance(values, dict) else values) for scope, values in raw.items()}
 
 
-def _secret(key: str, secrets: Mapping[str, Any]) -> Any:
-    """``key`` from the secrets as the settings read it: top level, or in any scope."""
-    if key in secrets and not isinstance(secrets[key], Mapping):
-        return secrets[key]
-    for scope in secrets.values():
-        if isinstance(scope, Mapping) and scope.get(key) is not None:
-            return scope[key]
-    return None
-
-
 def effective_limits(radius: Mapping[str, int], configuration: Mapping[str, Any],
                      secrets: Mapping[str, Any]) -> tuple[dict[str, Limit], list[str]]:
     """The limits the experiment's faults will run with, and why the plan refuses them.
@@ -202,7 +192,7 @@ def effective_limits(radius: Mapping[str, int], configuration: Mapping[str, Any]
     """
     limits, problems = {}, []
     for key, planned in radius.items():
-        own, where = _secret(key, secrets), "secrets"
+        own, where = _settings.secret_value(key, secrets), "secrets"
         if own is None:
             own, where = configuration.get(key), "configuration"
         if own is None:
