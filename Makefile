@@ -184,7 +184,7 @@ unit-test: venv
 # The cluster tests start the cluster themselves (tests/cluster/conftest.py runs `make up`)
 # and stop it again if they started it.
 test: venv env images
-	$(VBIN)/pytest tests -q -rs $(PYTEST_ARGS)
+	$(VBIN)/pytest tests -q -rs --durations=25 $(PYTEST_ARGS)
 
 lint: venv
 	$(VBIN)/ruff check mooseng chaosmoose tests

@@ -63,6 +63,23 @@ def moosefs_servers(cluster) -> dict[str, dict]:
             for row in cluster.mfscli("CS") if row[0] == "chunk servers:" and len(row) > 10}
 
 
+def settled_disks(cluster, timeout: float = 300) -> dict[tuple[str, str], dict]:
+    """``moosefs_disks`` once every tier shows its configured limit. A chunkserver started in
+    the last few minutes offers its tiers as "leave N free" (the volume's total) until MooseFS
+    can count their chunks (mooseng/mfs/disks.py), then switches to the limit on its own: a
+    "nothing changed" comparison must not start in that form."""
+    from mooseng.settings import SETTINGS, parse_tier_sizes  # the defaults CI runs with
+    configured = parse_tier_sizes(SETTINGS["MOOSENG_CS_TIER_SIZES"].default)
+
+    def limits_shown():
+        seen = moosefs_disks(cluster)
+        return seen if all(seen.get((cs, tier), {}).get("total") == size for cs in CHUNKSERVERS
+                           for tier, size in configured.items()) else False
+
+    return wait_for("mfscli -SHD totals equal to the configured sizes", limits_shown,
+                    timeout=timeout, interval=5)
+
+
 def disk_of(cluster, chunkserver: str, tier: str) -> dict:
     return moosefs_disks(cluster)[(chunkserver, tier)]
 
@@ -261,7 +278,7 @@ def _set(path: list, value):
 ])
 def test_bad_disk_input_fails_before_touching_anything(name, edit, message, run_dir, tmp_path,
                                                        cluster):
-    before = {k: (v["total"], v["status"]) for k, v in moosefs_disks(cluster).items()}
+    before = {k: (v["total"], v["status"]) for k, v in settled_disks(cluster).items()}
     code, journal, _, tail = chaos_run(variant(tmp_path, name, edit), run_dir)
     assert code == 1, tail
     assert journal["status"] == "interrupted" and journal["run"] == []
@@ -274,7 +291,7 @@ def test_a_tier_the_chunkserver_lacks_stops_the_run_with_no_disk_fault(run_dir, 
                                                                         cluster):
     """Configured (so the preflight lets it through) but absent on the chunkserver: the
     fill fails before its ledger entry, strict mode stops the run, nothing stays open."""
-    before = {k: v["total"] for k, v in moosefs_disks(cluster).items()}
+    before = {k: v["total"] for k, v in settled_disks(cluster).items()}
     edit = _set(["method", "@fill-every-tier-of-one-chunkserver", "provider", "arguments",
                  "tier"], "ssd")
     code, _, _, tail = chaos_run(variant(tmp_path, "disk-full", edit), run_dir,
@@ -296,15 +313,7 @@ def test_tier_sizes_are_the_configured_limits_in_the_metrics_and_in_moosefs(clus
     from mooseng.settings import SETTINGS, parse_tier_sizes  # the defaults CI runs with
     configured = parse_tier_sizes(SETTINGS["MOOSENG_CS_TIER_SIZES"].default)
 
-    def moosefs_shows_the_limits():
-        """A chunkserver started in the last few minutes offers its tiers as "leave N free"
-        until MooseFS can count their chunks (mooseng/mfs/disks.py): wait for the limits."""
-        seen = moosefs_disks(cluster)
-        return seen if all(seen.get((cs, tier), {}).get("total") == size for cs in CHUNKSERVERS
-                           for tier, size in configured.items()) else False
-
-    seen_by_moosefs = wait_for("mfscli -SHD totals equal to the configured sizes",
-                               moosefs_shows_the_limits, timeout=300, interval=5)
+    seen_by_moosefs = settled_disks(cluster)
     for cs in CHUNKSERVERS:
         text = cluster.sh(cs, "python3 -c \"import urllib.request; print(urllib.request."
                               "urlopen('http://127.0.0.1:9450/metrics', timeout=5).read().decode())\"").out
