@@ -119,7 +119,8 @@ def blast_radius_problem(kind: str, target: dict[str, Any], details: dict[str, A
                          secrets: Secrets = None) -> str | None:
     """Why this fault would take more masters or chunkservers down at once than the
     settings allow (``max_masters_down``, ``max_chunkservers_down``), counting every
-    fault open in any run's ledger; ``None`` when it may go ahead."""
+    fault open in any run's ledger; ``None`` when it may go ahead. A malformed ledger
+    record is skipped with a warning that names it (cleanup reports it too)."""
     _families.load_all()
     new = down_services({"kind": kind, "target": target, **details})
     if not new:
@@ -129,6 +130,8 @@ def blast_radius_problem(kind: str, target: dict[str, Any], details: dict[str, A
         for fault in ledger.open_faults():
             for service in down_services(fault):
                 already.setdefault(service, f"{service} by {describe(ledger, fault)}")
+        for problem in ledger.problems:
+            logger.warning("ledger: %s (not counted in the blast radius)", problem)
     limits = _settings.blast_radius_limits(configuration, secrets)
     for key, (limit, services) in limits.items():
         down = sorted({s for s in [*new, *already] if s in services})

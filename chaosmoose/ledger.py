@@ -13,7 +13,8 @@ Replaying the file folds these events into the current state of every fault, so
 ``chaosmoose cleanup`` can undo what is still open even after the run was killed with
 SIGKILL. A torn last line (a crash in the middle of a write) is skipped. A record that
 is not one of these events in the right shape (an ``open`` without ``kind``, a ``target``
-that is not an object, an ``id`` that is not a string, a garbled line in the middle) is
+that is not an object, a ``target.service`` or ``cut_off`` service that is not a name, an
+``id`` that is not a string, a garbled line in the middle) is
 skipped too and reported in ``Ledger.problems``, so one bad line never hides the others.
 
 Every run directory holds its own ledger (``make experiment`` and game days give each run
@@ -213,6 +214,29 @@ def malformed(record: Any) -> str | None:
         if not isinstance(record.get("target"), dict):
             return (f"(open {record['id']}) has target {record.get('target')!r}; "
                     "expected an object such as {\"service\": ...}")
+        return _malformed_services(record)
+    return None
+
+
+_CUT_EXAMPLE = '[{"service": "master-1", "role": "leader"}]'
+
+
+def _malformed_services(record: dict[str, Any]) -> str | None:
+    """What is wrong with the services an ``open`` record names: ``target.service`` (when
+    given) and every item of ``cut_off`` (when given) must be a service name."""
+    service = record["target"].get("service")
+    if "service" in record["target"] and not isinstance(service, str):
+        return (f"(open {record['id']}) has target service {service!r}; "
+                "expected a service name such as master-1")
+    cut_off = record.get("cut_off")
+    if cut_off is None:
+        return None
+    if not isinstance(cut_off, list):
+        return f"(open {record['id']}) has cut_off {cut_off!r}; expected a list such as {_CUT_EXAMPLE}"
+    for item in cut_off:
+        if not isinstance(item, dict) or not isinstance(item.get("service"), str):
+            return (f"(open {record['id']}) has cut_off item {item!r}; expected an object "
+                    f"with a service name such as {_CUT_EXAMPLE[1:-1]}")
     return None
 
 

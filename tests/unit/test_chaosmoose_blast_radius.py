@@ -74,3 +74,28 @@ def test_cutting_two_masters_apart_cuts_off_nobody():
     masters = ("master-1", "master-2", "master-3")
     pairs = {_partition.pair("master-1", "master-3")}
     assert _cut_off_masters(pairs, ["master-1", "master-3"], masters, {}) == []
+
+
+@pytest.mark.parametrize("bad", [
+    {"target": {"service": ["master-2"]}},
+    {"target": {"service": "isolate"}, "cut_off": 5},
+    {"target": {"service": "isolate"}, "cut_off": [{"service": ["master-2"]}]},
+])
+def test_a_malformed_open_record_in_any_ledger_never_blocks_faults_or_cleanup(
+        bad, requests_mock, config, fake_docker, monkeypatch, caplog):
+    """One bad record is skipped and named; the guard and cleanup go on without it."""
+    import json
+
+    from chaosmoose import _faults
+
+    monkeypatch.chdir(config["chaosmoose_run_dir"].rsplit("/", 1)[0])
+    other = Ledger("runs/hand-edited")
+    other.run_dir.mkdir(parents=True)
+    other.path.write_text(json.dumps({"event": "open", "id": "bad1", "kind": "container.kill",
+                                      "run": "r0", **bad}) + "\n")
+    mock_masters(requests_mock, leader="master-1")
+    master_actions.kill_master(target="master-1", configuration=config)
+    fake_docker.containers["master-1"].kill.assert_called_once()
+    assert "runs/hand-edited/faults.jsonl line 1 (open bad1)" in caplog.text
+    assert [r["undone"] for r in _faults.undo_open(other)] == []
+    assert other.problems and "(open bad1)" in other.problems[0]

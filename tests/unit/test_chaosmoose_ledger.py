@@ -158,3 +158,24 @@ def test_malformed_records_are_skipped_and_reported(ledger):
     assert [p.split(" line ")[1] for p in ledger.problems] == [
         "2 (open x) has target 'm'; expected an object such as {\"service\": ...}; skipped",
         "3 (undone) has id [1]; expected a non-empty string; skipped"]
+
+
+def test_open_records_with_a_bad_service_or_cut_off_are_skipped_and_reported(ledger):
+    """A service that is not a name would break every reader (the blast-radius guard)."""
+    import json
+
+    ledger.open("container.pause", {"service": "master-1"}, "r1")
+    bad = [({"service": ["a"]}, None), ({}, 5), ({}, [{"service": "master-2"}, "master-3"]),
+           ({}, [{"service": {"name": "master-2"}}])]
+    with ledger.path.open("a") as f:
+        for number, (target, cut_off) in enumerate([*bad, ({}, None)]):
+            f.write(json.dumps({"event": "open", "id": f"f{number}", "kind": "network.partition",
+                                "target": target, "cut_off": cut_off}) + "\n")
+    assert [f["id"] for f in ledger.open_faults()][1:] == ["f4"]
+    cut = '{"service": "master-1", "role": "leader"}'
+    item = f"an object with a service name such as {cut}"
+    assert [p.split(" line ")[1].removesuffix("; skipped") for p in ledger.problems] == [
+        "2 (open f0) has target service ['a']; expected a service name such as master-1",
+        f"3 (open f1) has cut_off 5; expected a list such as [{cut}]",
+        f"4 (open f2) has cut_off item 'master-3'; expected {item}",
+        f"5 (open f3) has cut_off item {{'service': {{'name': 'master-2'}}}}; expected {item}"]
