@@ -26,7 +26,7 @@ The control's own arguments are checked when Chaos Toolkit validates the experim
 (``validate_control``) and again at preflight: an unknown argument (a misspelled flag) or a
 value that is not a boolean makes the experiment invalid instead of silently switching a
 check off, and so does a Chaos Toolkit control flag that would keep this control from
-running everywhere (``automatic`` that is not a boolean, any ``scope``).
+running everywhere (``automatic`` that is false or not a boolean, any ``scope``).
 
 During the method it stops injecting: once a method action has failed (a fault was not
 injected) or the process got SIGTERM or SIGHUP (Chaos Toolkit turns SIGTERM inside an
@@ -136,6 +136,9 @@ def control_problems(arguments: Mapping[str, Any], control: Control | None = Non
     if "automatic" in control and not isinstance(control["automatic"], bool):
         problems.append(f"automatic={control['automatic']!r} is invalid; expected true or "
                         "false (a JSON boolean)")
+    elif control.get("automatic") is False:
+        problems.append("automatic=false skips strict mode around every activity and the "
+                        "method; expected true or no automatic (the control acts everywhere)")
     if control.get("scope"):
         problems.append(f"scope={control['scope']!r} runs only half of strict mode; expected "
                         "no scope (the control acts before and after)")

@@ -11,6 +11,7 @@ from chaosmoose.controls import strict
 from chaosmoose.ledger import Ledger
 
 CHAOS = str(Path(sys.executable).parent / "chaos")
+REPO = Path(__file__).resolve().parents[2]  # `chaos run` imports this checkout's chaosmoose
 STRICT = {"name": "chaosmoose-strict",
           "provider": {"type": "python", "module": "chaosmoose.controls.strict",
                        # no evidence: a unit test must not read the lab's Prometheus or logs
@@ -302,7 +303,7 @@ def chaos_run_fake(tmp_path, path):
 
     journal = tmp_path / "journal.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
+        p for p in (str(tmp_path), str(REPO), os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run([CHAOS, "--no-log-file", "run", "--journal-path", str(journal),
                            str(path)], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120, check=False)
@@ -319,6 +320,9 @@ def flags(tmp_path):
     ({"heal_on_skipped_rollbacks": False}, {}, "unknown argument 'heal_on_skipped_rollbacks'"),
     ({"fail_on_failed_activty": False}, {}, "unknown argument 'fail_on_failed_activty'"),
     ({}, {"automatic": "no"}, "automatic='no' is invalid; expected true or false"),
+    ({}, {"automatic": False},
+     ("control 'chaosmoose-strict': automatic=false skips strict mode around every activity "
+      "and the method; expected true or no automatic")),
     ({}, {"scope": "after"}, "scope='after' runs only half of strict mode"),
 ])
 def test_chaos_run_rejects_bad_control_arguments_before_anything(tmp_path, strict_args,
