@@ -16,6 +16,7 @@ reported down rather than piling up threads).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -211,16 +212,24 @@ class ExporterServer:
     """``GET /metrics`` (and ``/health``) on a background thread, on the bounded server of
     :mod:`mooseng.httpserver` (backlog, request deadline, thread cap, JSON errors).
     ``collectors`` render through the server's own registry; one that raises is logged and
-    left out, the others still answer."""
+    left out, the others still answer. Errors are JSON in the API's shape,
+    ``{"node": node, "error": ...}``."""
 
-    def __init__(self, collectors: list[Collector], host: str = "0.0.0.0", port: int = 9450) -> None:
+    def __init__(self, collectors: list[Collector], host: str = "0.0.0.0", port: int = 9450,
+                 node: str = "") -> None:
         exposition = Exposition(collectors)
+        node_name = node  # the class body below cannot read a parameter it shadows
 
         class Handler(JsonHandler):
             server_version = "mooseng-exporter"
+            node = node_name
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("event=http_request peer=%s line=%r", self.client_address[0], format % args)
+
+            def _error(self, message: str) -> bytes:
+                """A JSON error body naming this node, like the API's."""
+                return json.dumps({"node": self.node, "error": message}).encode() + b"\n"
 
             def _answer(self) -> None:
                 self.request_arrived()
@@ -230,11 +239,10 @@ class ExporterServer:
                         self.headers.get("Transfer-Encoding"):
                     self.close_connection = True  # a body we do not read: no keep-alive
                 if path not in ("/metrics", "/health"):
-                    body = f'{{"error": "no such endpoint {path}"}}\n'.encode()
+                    body = self._error(f"no such endpoint {path}")
                     status, kind = 404, "application/json"
                 elif self.command not in ("GET", "HEAD"):
-                    body = (f'{{"error": "{self.command} is not allowed on {path}; use GET or '
-                            f'HEAD"}}\n').encode()
+                    body = self._error(f"{self.command} is not allowed on {path}; use GET or HEAD")
                     status, kind, extra = 405, "application/json", {"Allow": "GET, HEAD"}
                     self.close_connection = True
                 elif path == "/metrics":

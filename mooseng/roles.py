@@ -186,7 +186,8 @@ def run(role: str) -> int:
     collectors = exporter_collectors(role, node, daemons)
     exporter = None
     if collectors:
-        exporter = ExporterServer(collectors, port=int(settings.read("MOOSENG_EXPORTER_PORT")))  # type: ignore[call-overload]
+        exporter = ExporterServer(collectors, port=int(settings.read("MOOSENG_EXPORTER_PORT")),  # type: ignore[call-overload]
+                                  node=node)
         exporter.start()
     if role == "chunkserver":  # an empty tier must not look full to MooseFS (mooseng/mfs/disks.py)
         threading.Thread(target=disks.keep_empty_tiers_open, args=(stop,), daemon=True,

@@ -230,6 +230,29 @@ def test_exporter_errors_are_json_on_the_bounded_server():
         server.stop()
 
 
+def test_exporter_error_bodies_are_json_naming_the_node():
+    """Any path, quotes included, gives a JSON body in the API's shape: node, error."""
+    import json
+
+    server = ExporterServer([], host="127.0.0.1", port=0, node="chunkserver-1")
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b'GET /a"b\\c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            head, _, body = sock.makefile("rb").read().partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404")
+        assert json.loads(body) == {"node": "chunkserver-1",
+                                    "error": 'no such endpoint /a"b\\c'}
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/health", data=b"x",
+                                         method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert json.loads(err.value.read()) == {
+            "node": "chunkserver-1", "error": "PUT is not allowed on /health; use GET or HEAD"}
+    finally:
+        server.stop()
+
+
 def test_every_exposition_passes_promtool_check_metrics(tmp_path, monkeypatch):
     """Names, types, HELP and units of the agent's and each exporter's /metrics follow the
     Prometheus conventions, as promtool (Debian's ``prometheus`` package) lints them. The
