@@ -50,6 +50,7 @@ $(VBIN)/.installed: setup.cfg pyproject.toml packaging/chaosmoose/pyproject.toml
 venv: $(VBIN)/.installed
 
 # Creates .env, or adds the keys an older .env lacks; never changes an existing value.
+# Rewrites .env.public and .env.masters from it (the services' env_files).
 env:
 	@scripts/make-env.sh .env
 

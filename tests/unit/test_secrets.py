@@ -12,6 +12,9 @@ from mooseng import ctl
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("MOOSENG_RAFT_PASSWORD", "MOOSENG_API_TOKEN", "MOOSENG_GRAFANA_PASSWORD")
+MASTER_SECRETS = ("MOOSENG_RAFT_PASSWORD", "MOOSENG_API_TOKEN")
+# The secrets each service may see (in its environment or by interpolation); none otherwise.
+ALLOWED = {"grafana": {"MOOSENG_GRAFANA_PASSWORD"}}
 
 
 def env_files(service: dict) -> list[str]:
@@ -19,35 +22,59 @@ def env_files(service: dict) -> list[str]:
     return [files] if isinstance(files, str) else list(files)
 
 
-def test_only_masters_get_the_file_with_secrets() -> None:
+def test_each_service_gets_only_the_secrets_it_needs() -> None:
+    """Masters get .env.masters (their two secrets), chunkservers and clients .env.public,
+    and nobody the whole .env; grafana alone interpolates its password."""
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
     for name, service in services.items():
         environment = service.get("environment") or {}
-        assert not set(SECRETS[:2]) & set(environment), name  # nothing inlined either
+        named = {key for key in SECRETS
+                 if key in environment or f"${{{key}" in yaml.safe_dump(environment)}
+        assert named <= ALLOWED.get(name, set()), name  # nothing inlined or interpolated
+        assert ".env" not in env_files(service), name
         if name.startswith("master-"):
-            assert env_files(service) == [".env"], name
+            assert env_files(service) == [".env.masters"], name
         elif name.startswith(("chunkserver-", "client-")):
             assert env_files(service) == [".env.public"], name
         else:
-            assert ".env" not in env_files(service), name
+            assert env_files(service) == [], name
 
 
-def test_make_env_writes_a_public_file_without_secrets(tmp_path: Path) -> None:
+def test_make_env_writes_a_public_and_a_masters_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text("MOOSENG_TTL=1.2\nexport OTHER_TOKEN=abc\nMOOSENG_S3_SECRET_KEY=k\n")
+    env.write_text("MOOSENG_TTL=1.2\nexport OTHER_TOKEN=abc\nMOOSENG_S3_SECRET_KEY=k\n"
+                   "MY_PASSWORD_FILE=x\n")
     subprocess.run(["bash", str(REPO / "scripts" / "make-env.sh"), str(env)], check=True,
                    capture_output=True)
     private = env.read_text()
+    values = dict(line.split("=", 1) for line in private.splitlines() if line.startswith("MOOSENG_"))
     for key in SECRETS:
-        assert f"{key}=" in private
+        assert values[key], key
     public = (tmp_path / ".env.public").read_text()
-    assert "MOOSENG_TTL=1.2" in public and "COMPOSE_PROJECT_NAME=mooseng" in public
+    masters = (tmp_path / ".env.masters").read_text()
+    for text in (public, masters):
+        assert "MOOSENG_TTL=1.2" in text and "COMPOSE_PROJECT_NAME=mooseng" in text
+    for key in SECRETS:
+        assert values[key] not in public, key
+        assert (f"{key}={values[key]}\n" in masters) == (key in MASTER_SECRETS), key
     for word in ("PASSWORD", "TOKEN", "SECRET"):
         assert word not in public.replace("without its secrets", "")
+    assert [line.split("=")[0] for line in masters.splitlines()
+            if any(word in line for word in ("PASSWORD", "TOKEN", "SECRET"))
+            and not line.startswith("#")] == list(MASTER_SECRETS)
+    assert "abc" not in masters and "=k" not in masters and "=x" not in masters
+    assert (tmp_path / ".env.masters").stat().st_mode & 0o077 == 0  # secrets: owner only
     subprocess.run(["bash", str(REPO / "scripts" / "make-env.sh"), str(env)], check=True,
                    capture_output=True)
     assert env.read_text() == private  # existing values never change
+    assert (tmp_path / ".env.masters").read_text() == masters
+
+
+def test_generated_env_files_are_ignored_by_git() -> None:
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    for name in (".env", ".env.public", ".env.masters"):
+        assert f"/{name}" in ignored, name
 
 
 @pytest.mark.parametrize(("line", "value"), [
