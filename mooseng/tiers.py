@@ -131,11 +131,16 @@ def configured_hdd_lines(tiers: list[Tier]) -> list[HddLine]:
 
 
 def start_hdd_lines(tiers: list[Tier]) -> list[HddLine]:
-    """The lines a chunkserver starts with: every tier in its "leave N free" form
-    (:func:`empty_tier_line`), since MooseFS counts no chunk for up to a minute after a
-    start; the settle thread gives each its limit once MooseFS can measure it."""
+    """The lines a chunkserver starts with: a tier that holds chunks gets its configured
+    limit (MooseFS learns its chunks' sizes while it scans a limited folder and measures it
+    within seconds), an empty tier its "leave N free" form (:func:`empty_tier_line`: MooseFS
+    cannot measure a limited folder before it has counted a chunk there); the settle thread
+    gives that one its limit once MooseFS can (:meth:`mooseng.mfs.disks.Disks.settle_empty_tiers`)."""
     lines = []
     for tier in tiers:
+        if has_chunk(tier.path):
+            lines.append(HddLine(str(tier.path), tier.configured_limit))
+            continue
         info = os.statvfs(tier.path)
         lines.append(empty_tier_line(tier, info.f_bavail * info.f_frsize, chunk_bytes(tier.path)))
     return lines

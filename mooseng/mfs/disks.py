@@ -345,15 +345,23 @@ class Disks:
         MooseFS 3.0.117 estimates the use of a size-limited folder from the chunks its
         "known blocks" thread has counted, and from the whole filesystem's ``statvfs`` use
         while that count is 0 (hddspacemgr.c ``hdd_refresh_usage`` ~1614). The thread walks
-        a 16M-bucket hash 280 buckets a millisecond (~60 s a pass, ~5930), so an empty tier,
-        and a tier for up to two passes after its first chunk or after a start, would report
-        the host's used bytes: above its limit, full. A fresh cluster could then create no
-        file, and the first failover after it left every client without chunk servers for
-        46 s. So a tier in its configured state (configured limit, not marked for removal,
-        not failed) is written as "leave N free" (:func:`mooseng.tiers.empty_tier_line`:
-        MooseFS then offers the configured size minus its chunks' bytes) until it has held
-        chunks for ``KNOWN_AFTER`` seconds, then gets its limit back; N follows the chunks'
-        bytes meanwhile. A tier a fault changed is left alone: a filled tier must look full."""
+        a 16M-bucket hash 280 buckets a millisecond (~60 s a pass, ~5930) and counts only
+        chunks whose size it knows (``validattr``): every chunk it creates, and every chunk
+        a start finds in a folder that has a size limit (``hdd_add_chunk`` stats them,
+        ~6114). So a tier that holds chunks when mfschunkserver starts is measured in its
+        limit form within seconds (:func:`mooseng.tiers.start_hdd_lines` writes that form
+        for it), but an empty tier, and a tier until its first chunk has been counted, would
+        report the host's used bytes: above its limit, full. A fresh cluster could then
+        create no file, and the first failover after it left every client without chunk
+        servers for 46 s. So a tier in its configured state (configured limit, not marked
+        for removal, not failed) that holds no chunk is written as "leave N free"
+        (:func:`mooseng.tiers.empty_tier_line`: MooseFS then offers the configured size
+        minus its chunks' bytes) until it has held chunks for ``KNOWN_AFTER`` seconds, then
+        gets its limit back; N follows the chunks' bytes meanwhile. A tier in its limit form
+        that holds chunks is left alone (an earlier version wrote every tier of a start in
+        the "leave N free" form for 150 s: the server reported the host volume, 98 % used,
+        and the master moved thousands of chunks off it and back). A tier a fault changed
+        is left alone too: a filled tier must look full."""
         changed = []
         faults = self.faults()
         now = self.clock()
@@ -363,20 +371,20 @@ class Disks:
             line = line_of(self.lines(), tier)
             if line is None or line.removal:
                 continue
-            if has_chunk(tier.path):
+            holds = has_chunk(tier.path)
+            if holds:
                 self.holding_since.setdefault(tier.name, now)
             else:
                 self.holding_since.pop(tier.name, None)
-            measured = now - self.holding_since.get(tier.name, now) >= KNOWN_AFTER
             configured = tier.configured_limit
-            if measured:
-                if is_empty_tier_line(line):
+            if is_empty_tier_line(line):
+                if holds and now - self.holding_since[tier.name] >= KNOWN_AFTER:
                     self._change_line(tier, lambda old, size=configured: replace(
                         old, limit=size, other_size=None) if is_empty_tier_line(old) else old)
                     changed.append(tier.name)
-                continue
-            if line.limit != configured and not is_empty_tier_line(line):
-                continue
+                    continue
+            elif line.limit != configured or holds:
+                continue  # a fault's limit, or a limit MooseFS measures from its chunks
             wanted = empty_tier_line(tier, self.free_bytes(tier.path), self.used(tier.path))
             if line.limit == configured or _drifted(line, wanted):
                 # decided again under the lock: a `mooseng disk` change in between wins

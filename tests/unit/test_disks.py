@@ -368,30 +368,34 @@ def test_local_chunkserver_is_found_by_its_pid_file(tmp_path):
 
 def test_a_tier_moosefs_cannot_measure_yet_is_offered_its_room_until_it_can(lab, monkeypatch):
     """MooseFS counts a size-limited folder's use from statvfs (the host's disk) until its
-    known-blocks pass counted a chunk (~60 s a pass): a tier is written as "leave N free"
-    (MooseFS then offers the configured size minus its chunks) until it has held chunks for
-    KNOWN_AFTER s, then gets its limit. fast holds a chunk, bulk is empty."""
+    known-blocks pass counted a chunk (~60 s a pass): an empty tier is written as "leave N
+    free" (MooseFS then offers the configured size minus its chunks) until it has held
+    chunks for KNOWN_AFTER s, then gets its limit. A tier in its limit form that holds
+    chunks is left alone (MooseFS measures it). fast holds a chunk, bulk is empty."""
     d, server, _, hdd = lab
     now = [0.0]
     d.clock = lambda: now[0]
     monkeypatch.setattr(Disks, "free_bytes", staticmethod(lambda folder: 50 * GIB))
-    fast_used = d.used(d.tier("fast").path)
-    assert d.settle_empty_tiers() == ["fast", "bulk"]
+    assert d.settle_empty_tiers() == ["bulk"]
     fast, bulk = folder_lines(hdd)
-    assert fast.endswith(f"/tiers/fast -{50 * GIB - (GIB - fast_used)}")
+    assert fast.endswith(f"/tiers/fast {GIB}")  # holds a chunk: its limit stays
     assert bulk.endswith(f"/tiers/bulk -{50 * GIB - 2 * GIB}")
-    assert server.reloads == 2
+    assert server.reloads == 1
     assert d.show()["tiers"][1]["limit"] == 2 * GIB  # what the tier offers: its configured size
     now[0] = 10.0
-    assert d.settle_empty_tiers() == [] and server.reloads == 2  # nothing drifted
-    now[0] = disks.KNOWN_AFTER + 1
-    assert d.settle_empty_tiers() == ["fast"]  # measured by MooseFS now: its limit again
-    assert folder_lines(hdd)[0].endswith(f"/tiers/fast {GIB}")
+    assert d.settle_empty_tiers() == [] and server.reloads == 1  # nothing drifted
     (d.tier("bulk").path / "00" / "chunk_0000000000000002_00000001.mfs").write_bytes(b"y" * 4096)
     assert d.settle_empty_tiers() == []  # bulk just got its first chunk: not measured yet
-    now[0] += disks.KNOWN_AFTER
-    assert d.settle_empty_tiers() == ["bulk"]
+    now[0] += disks.KNOWN_AFTER - 1
+    assert d.settle_empty_tiers() == []
+    now[0] += 2
+    assert d.settle_empty_tiers() == ["bulk"]  # counted by MooseFS now: its limit again
     assert folder_lines(hdd)[1].endswith(f"/tiers/bulk {2 * GIB}")
+    for chunk in (d.tier("fast").path / "00").iterdir():
+        chunk.unlink()
+    assert d.settle_empty_tiers() == ["fast"]  # emptied: MooseFS would measure the host again
+    fast_used = d.used(d.tier("fast").path)
+    assert folder_lines(hdd)[0].endswith(f"/tiers/fast -{50 * GIB - (GIB - fast_used)}")
 
 
 def test_a_fault_on_an_unmeasured_tier_is_left_alone(lab, monkeypatch):
