@@ -140,22 +140,47 @@ class Chunkserver(Protocol):
     def restart(self) -> None:
         """Stop it so the supervisor starts it again; ChunkserverError when it does not run."""
 
+    def folder_view(self, folder: Path) -> FolderView | None:
+        """How it reports the mfshdd.cfg line of ``folder``; None when the line is not listed
+        or it does not answer."""
 
-def parse_hdd_list(payload: bytes) -> dict[str, int]:
-    """{folder path without trailing slash: flags} of a CSTOCL_HDD_LIST answer (entries of
-    ``size:16 pathlen:8 path flags:8 errchunkid:64 errtime:32 used:64 total:64 chunks:32
-    stats``, hddspacemgr.c ``hdd_diskinfo_data``)."""
-    folders: dict[str, int] = {}
+
+@dataclass(frozen=True)
+class FolderView:
+    """One mfshdd.cfg line as the chunkserver itself reports it: its flags (FLAG_*), the
+    bytes it counts as used and its total (while a scan runs: progress and 0), and how many
+    chunks it holds there."""
+
+    flags: int
+    used: int
+    total: int
+    chunks: int
+
+
+_VIEW = struct.Struct(">BQLQQL")  # flags errchunkid errtime used total chunks
+
+
+def parse_hdd_views(payload: bytes) -> dict[str, FolderView]:
+    """{folder path without trailing slash: FolderView} of a CSTOCL_HDD_LIST answer (entries
+    of ``size:16 pathlen:8 path flags:8 errchunkid:64 errtime:32 used:64 total:64 chunks:32
+    stats``, hddspacemgr.c ``hdd_diskinfo_data``); a torn last entry is left out."""
+    folders: dict[str, FolderView] = {}
     pos = 0
     while pos + 2 <= len(payload):
         (size,) = struct.unpack_from(">H", payload, pos)
         entry = payload[pos + 2:pos + 2 + size]
         pos += 2 + size
-        if not entry or len(entry) < entry[0] + 2:
+        if not entry or len(entry) < entry[0] + 1 + _VIEW.size:
             break
         path = entry[1:1 + entry[0]].decode("utf-8", "replace")
-        folders[path.rstrip("/")] = entry[1 + entry[0]]
+        flags, _, _, used, total, chunks = _VIEW.unpack_from(entry, 1 + entry[0])
+        folders[path.rstrip("/")] = FolderView(flags, used, total, chunks)
     return folders
+
+
+def parse_hdd_list(payload: bytes) -> dict[str, int]:
+    """{folder path without trailing slash: flags} of a CSTOCL_HDD_LIST answer."""
+    return {path: view.flags for path, view in parse_hdd_views(payload).items()}
 
 
 def read_cfg_value(path: Path, key: str, default: str) -> str:
@@ -207,21 +232,30 @@ class LocalChunkserver:
         port = read_cfg_value(self.cfg, "CSSERV_LISTEN_PORT", "9422")
         return ("127.0.0.1" if host in ("*", "") else host), int(port)
 
-    def hdd_list(self) -> dict[str, int] | None:
-        """{folder: flags} as the chunkserver reports them; None when it does not answer."""
+    def hdd_views(self) -> dict[str, FolderView] | None:
+        """{folder: FolderView} as the chunkserver reports them; None when it does not answer."""
         try:
             with socket.create_connection(self.address(), timeout=self.timeout) as conn:
                 conn.sendall(struct.pack(">LL", CLTOCS_HDD_LIST, 0))
                 kind, length = struct.unpack(">LL", _recv(conn, 8))
                 if kind != CSTOCL_HDD_LIST:
                     return None
-                return parse_hdd_list(_recv(conn, length))
+                return parse_hdd_views(_recv(conn, length))
         except (OSError, ValueError, struct.error):
             return None
 
+    def hdd_list(self) -> dict[str, int] | None:
+        """{folder: flags} as the chunkserver reports them; None when it does not answer."""
+        views = self.hdd_views()
+        return None if views is None else {path: view.flags for path, view in views.items()}
+
     def folder_flags(self, folder: Path) -> int | None:
-        folders = self.hdd_list()
-        return None if folders is None else folders.get(str(folder).rstrip("/"))
+        view = self.folder_view(folder)
+        return None if view is None else view.flags
+
+    def folder_view(self, folder: Path) -> FolderView | None:
+        views = self.hdd_views()
+        return None if views is None else views.get(str(folder).rstrip("/"))
 
     def restart(self) -> None:
         pid = self._signal(signal.SIGTERM, "restart")
@@ -349,19 +383,20 @@ class Disks:
         chunks whose size it knows (``validattr``): every chunk it creates, and every chunk
         a start finds in a folder that has a size limit (``hdd_add_chunk`` stats them,
         ~6114). So a tier that holds chunks when mfschunkserver starts is measured in its
-        limit form within seconds (:func:`mooseng.tiers.start_hdd_lines` writes that form
-        for it), but an empty tier, and a tier until its first chunk has been counted, would
-        report the host's used bytes: above its limit, full. A fresh cluster could then
-        create no file, and the first failover after it left every client without chunk
-        servers for 46 s. So a tier in its configured state (configured limit, not marked
-        for removal, not failed) that holds no chunk is written as "leave N free"
-        (:func:`mooseng.tiers.empty_tier_line`: MooseFS then offers the configured size
-        minus its chunks' bytes) until it has held chunks for ``KNOWN_AFTER`` seconds, then
-        gets its limit back; N follows the chunks' bytes meanwhile. A tier in its limit form
-        that holds chunks is left alone (an earlier version wrote every tier of a start in
-        the "leave N free" form for 150 s: the server reported the host volume, 98 % used,
-        and the master moved thousands of chunks off it and back). A tier a fault changed
-        is left alone too: a filled tier must look full."""
+        limit form at once (:func:`mooseng.tiers.start_hdd_lines` writes that form for it),
+        but an empty tier, and a tier until its first chunk has been counted, reports the
+        host's used bytes: above its limit, full. A fresh cluster could then create no file,
+        and the first failover after it left every client without chunk servers for 46 s.
+
+        So a tier in its configured state (configured limit, not marked for removal, not
+        failed) that the chunkserver reports full while its chunks fill less than the limit
+        (:meth:`_mismeasured`) is written as "leave N free" (:func:`mooseng.tiers.empty_tier_line`:
+        MooseFS then offers the configured size minus its chunks' bytes) until MooseFS has
+        held chunks there for ``KNOWN_AFTER`` seconds, then gets its limit back; N follows
+        the chunks' bytes meanwhile. A tier MooseFS measures is left alone (an earlier
+        version wrote every tier of a start in the "leave N free" form for 150 s: the server
+        reported the host volume, 98 % used, and the master moved thousands of chunks off it
+        and back). A tier a fault changed is left alone too: a filled tier must look full."""
         changed = []
         faults = self.faults()
         now = self.clock()
@@ -371,7 +406,8 @@ class Disks:
             line = line_of(self.lines(), tier)
             if line is None or line.removal:
                 continue
-            holds = has_chunk(tier.path)
+            view = self.server.folder_view(tier.path)
+            holds = view.chunks > 0 if view is not None else has_chunk(tier.path)
             if holds:
                 self.holding_since.setdefault(tier.name, now)
             else:
@@ -383,8 +419,10 @@ class Disks:
                         old, limit=size, other_size=None) if is_empty_tier_line(old) else old)
                     changed.append(tier.name)
                     continue
-            elif line.limit != configured or holds:
-                continue  # a fault's limit, or a limit MooseFS measures from its chunks
+            elif line.limit != configured or not self._mismeasured(tier, view):
+                continue  # a fault's limit, or a limit MooseFS measures
+            elif holds:
+                self.holding_since[tier.name] = now  # counted again from now on
             wanted = empty_tier_line(tier, self.free_bytes(tier.path), self.used(tier.path))
             if line.limit == configured or _drifted(line, wanted):
                 # decided again under the lock: a `mooseng disk` change in between wins
@@ -394,6 +432,16 @@ class Disks:
                     else old)
                 changed.append(tier.name)
         return changed
+
+    def _mismeasured(self, tier: Tier, view: FolderView | None) -> bool:
+        """True when MooseFS reports ``tier`` (in its limit form) full while its chunks fill
+        less than the limit: it is measuring the host's disk. Without an answer from the
+        chunkserver: when the tier holds no chunk file."""
+        if view is None:
+            return not has_chunk(tier.path)
+        if view.total != tier.configured_limit:
+            return False  # scanning, or the limit not applied yet: nothing to judge
+        return view.used >= view.total and self.used(tier.path) + DRIFT < tier.configured_limit
 
     @staticmethod
     def free_bytes(folder: Path) -> int:

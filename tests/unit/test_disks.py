@@ -34,6 +34,7 @@ class FakeChunkserver:
         self.refuse_reloads = 0            # reloads that find the folder still being removed
         self.take_back_on_restart = True
         self.flags: dict[Path, int | None] = {folder: 0 for folder in folders}
+        self.views: dict[Path, disks.FolderView] = {}  # none: the chunkserver does not answer
 
     def _usable(self, folder: Path) -> bool:
         return bool(self.modes.get(folder, 0o755) & 0o700)
@@ -51,6 +52,9 @@ class FakeChunkserver:
 
     def folder_flags(self, folder: Path) -> int | None:
         return self.flags[folder]
+
+    def folder_view(self, folder: Path) -> disks.FolderView | None:
+        return self.views.get(folder)
 
     def restart(self) -> None:
         self.restarts += 1
@@ -396,6 +400,45 @@ def test_a_tier_moosefs_cannot_measure_yet_is_offered_its_room_until_it_can(lab,
     assert d.settle_empty_tiers() == ["fast"]  # emptied: MooseFS would measure the host again
     fast_used = d.used(d.tier("fast").path)
     assert folder_lines(hdd)[0].endswith(f"/tiers/fast -{50 * GIB - (GIB - fast_used)}")
+
+
+def test_a_tier_moosefs_reports_full_below_its_limit_is_offered_its_room(lab, monkeypatch):
+    """The chunkserver's own view decides: a tier in its limit form that MooseFS reports full
+    while its chunks fill far less (MooseFS measures the host's disk: its chunks are not
+    counted yet, or the files on disk are not chunks it holds) gets "leave N free"; once
+    MooseFS has held chunks there for KNOWN_AFTER s, its limit again. A tier MooseFS reports
+    sanely, still scanning, or really full is left alone."""
+    d, server, _, hdd = lab
+    now = [0.0]
+    d.clock = lambda: now[0]
+    monkeypatch.setattr(Disks, "free_bytes", staticmethod(lambda folder: 50 * GIB))
+    fast, bulk = d.tier("fast").path, d.tier("bulk").path
+    server.views = {fast: disks.FolderView(0, 100 * 1024**2, GIB, 1500),
+                    bulk: disks.FolderView(disks.FLAG_SCANNING, 40, 0, 0)}
+    assert d.settle_empty_tiers() == [] and server.reloads == 0  # measured; scanning
+    server.views[fast] = disks.FolderView(0, GIB, GIB, 0)  # stale files, no chunk counted
+    assert d.settle_empty_tiers() == ["fast"]
+    assert folder_lines(hdd)[0].endswith(f"/tiers/fast -{50 * GIB - (GIB - d.used(fast))}")
+    server.views[fast] = disks.FolderView(0, 10, 50 * GIB, 3)  # leave-free form, chunks held
+    now[0] = disks.KNOWN_AFTER - 1
+    assert d.settle_empty_tiers() == []
+    now[0] += disks.KNOWN_AFTER
+    assert d.settle_empty_tiers() == ["fast"] and folder_lines(hdd)[0].endswith(f"/tiers/fast {GIB}")
+    server.views[fast] = disks.FolderView(0, GIB, GIB, 3)  # counted too late: full again
+    assert d.settle_empty_tiers() == ["fast"] and " -" in folder_lines(hdd)[0]
+    now[0] += 10
+    server.views[fast] = disks.FolderView(0, 10, 50 * GIB, 3)
+    assert d.settle_empty_tiers() == []  # its KNOWN_AFTER counts from the switch back
+    monkeypatch.setattr(d, "used", lambda folder: 2 * GIB - 1024)
+    server.views[bulk] = disks.FolderView(0, 2 * GIB, 2 * GIB, 900)
+    assert "bulk" not in d.settle_empty_tiers()  # really full: MooseFS is right
+
+
+def test_the_hdd_list_answer_gives_each_line_its_view():
+    payload = entry("/d/tiers/fast/", 0) + entry("/d/tiers/bulk/", 10)
+    assert disks.parse_hdd_views(payload) == {"/d/tiers/fast": disks.FolderView(0, 1, 2, 3),
+                                              "/d/tiers/bulk": disks.FolderView(10, 1, 2, 3)}
+    assert list(disks.parse_hdd_views(payload[:-200])) == ["/d/tiers/fast"]
 
 
 def test_a_fault_on_an_unmeasured_tier_is_left_alone(lab, monkeypatch):
