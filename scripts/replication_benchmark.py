@@ -28,7 +28,7 @@ kill one chunkserver and measure the time until no chunk is undergoal (target <=
    copies as all of them did at the baseline). ``MiB/s`` = the bytes the servers left gained
    (MooseFS's used bytes, ``-SCS``, baseline to the re-replicated poll: the copies made) /
    re-replicated seconds. The baseline waits until every server reports its tiers' limits
-   (not the host volume of the "leave N free" form a start leaves for 150 s), also before
+   (not the host volume of the "leave N free" form of a tier MooseFS cannot measure yet), also before
    the data is written, else new chunks would avoid a server that looks nearly full.
 5. **Return**: the killed server is started again (the ledger's undo) and polled for up to
    ``--rebalance-timeout`` s, timed from when the start returned. ``registered``: the
@@ -212,8 +212,8 @@ def baseline_problem(sample: Sample, expected: Collection[str]) -> str | None:
 def unsettled_tiers(sample: Sample) -> str | None:
     """Why the servers' sizes are not comparable yet, or None. Every chunkserver has the
     same tiers (``MOOSENG_CS_TIER_SIZES``), so MooseFS must report the same total for each;
-    a server started in the last 150 s reports its host volume instead (its tiers in the
-    "leave N free" form, README "Tiers and storage classes"), shows nearly full to the
+    a server whose tier MooseFS cannot measure yet reports its host volume instead (that
+    tier in the "leave N free" form, README "Tiers and storage classes"), shows nearly full to the
     master, gets few new chunks and has chunks moved off it: no baseline to measure on."""
     totals = {name: s["total"] for name, s in sample.servers.items() if s.get("total")}
     if len(totals) < 2:

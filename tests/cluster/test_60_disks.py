@@ -90,8 +90,8 @@ def cleanup(run_dir) -> subprocess.CompletedProcess:
 
 
 def measured_by_moosefs(cluster, chunkserver: str, tier: str) -> dict:
-    """The tier once MooseFS shows its limit as its total: a chunkserver restarted in the
-    last 150 s offers its tiers as "leave N free" first (mooseng/mfs/disks.py)."""
+    """The tier once MooseFS shows its limit as its total: a tier MooseFS cannot measure yet
+    (empty, or its chunks not counted) is offered as "leave N free" first (mooseng/mfs/disks.py)."""
     from mooseng.settings import SETTINGS, parse_tier_sizes
     size = parse_tier_sizes(SETTINGS["MOOSENG_CS_TIER_SIZES"].default)[tier]
     return wait_for(f"{chunkserver} {tier} measured by MooseFS (total = its limit)",

@@ -508,7 +508,7 @@ def test_the_rate_counts_the_bytes_the_servers_left_gained():
 
 
 def test_no_baseline_while_a_server_reports_its_host_volume_instead_of_its_tiers():
-    """A server started in the last 150 s (leave-free form) looks nearly full to the master:
+    """A server with a tier in the leave-free form looks nearly full to the master:
     data written or a kill timed then measures the wrong thing (1 GiB re-replicated in
     1.7 s because the restarted server held 181 of 2094 chunks)."""
     fresh = {"chunkserver-1": server(100, 700), "chunkserver-2": server(100, 700),
