@@ -105,6 +105,7 @@ RESTART_TIMEOUT = 60.0   # fail off: ... after a restart (the start scans every 
 POLL = 0.2
 KNOWN_AFTER = 150.0      # s a tier must hold chunks before MooseFS's own count is trusted
 DRIFT = 64 * 1024 * 1024  # "leave N free": rewritten when N is off by more than a chunk
+MISMEASURED_GRACE = 65.0  # s a tier holding chunks may look full before "leave N free"
 CLTOCS_HDD_LIST, CSTOCL_HDD_LIST = 600, 601  # MFSCommunication.h, PROTO_BASE 0
 FLAG_REMOVAL, FLAG_DAMAGED, FLAG_SCANNING, FLAG_INVALID = 1, 2, 4, 8
 
@@ -287,6 +288,7 @@ class Disks:
     used: Callable[[Path], int] = chunk_bytes
     chmod: Callable[[Path, int], None] = field(default=os.chmod)
     holding_since: dict[str, float] = field(default_factory=dict)  # settle_empty_tiers
+    full_since: dict[str, float] = field(default_factory=dict)     # ... and _mismeasured
 
     @classmethod
     def from_settings(cls) -> Disks:
@@ -419,8 +421,8 @@ class Disks:
                         old, limit=size, other_size=None) if is_empty_tier_line(old) else old)
                     changed.append(tier.name)
                     continue
-            elif line.limit != configured or not self._mismeasured(tier, view):
-                continue  # a fault's limit, or a limit MooseFS measures
+            elif line.limit != configured or not self._mismeasured(tier, view, now):
+                continue  # a fault's limit, or a limit MooseFS measures (or soon will)
             elif holds:
                 self.holding_since[tier.name] = now  # counted again from now on
             wanted = empty_tier_line(tier, self.free_bytes(tier.path), self.used(tier.path))
@@ -433,15 +435,24 @@ class Disks:
                 changed.append(tier.name)
         return changed
 
-    def _mismeasured(self, tier: Tier, view: FolderView | None) -> bool:
+    def _mismeasured(self, tier: Tier, view: FolderView | None, now: float) -> bool:
         """True when MooseFS reports ``tier`` (in its limit form) full while its chunks fill
-        less than the limit: it is measuring the host's disk. Without an answer from the
-        chunkserver: when the tier holds no chunk file."""
+        less than the limit: it is measuring the host's disk. When it holds chunks there,
+        only once that has lasted ``MISMEASURED_GRACE`` s: right after a start its first
+        figures can come before its count (it refreshes them every 60 s, and at once after a
+        chunk operation in the folder), and "leave N free" would make the server look 98 %
+        full for longer. Without an answer from the chunkserver: when the tier holds no
+        chunk file."""
         if view is None:
             return not has_chunk(tier.path)
-        if view.total != tier.configured_limit:
-            return False  # scanning, or the limit not applied yet: nothing to judge
-        return view.used >= view.total and self.used(tier.path) + DRIFT < tier.configured_limit
+        full = (view.total == tier.configured_limit and view.used >= view.total
+                and self.used(tier.path) + DRIFT < tier.configured_limit)
+        if not full:
+            self.full_since.pop(tier.name, None)
+            return False
+        if view.chunks == 0:
+            return True  # nothing to count: no chunk would ever be placed on a full tier
+        return now - self.full_since.setdefault(tier.name, now) >= MISMEASURED_GRACE
 
     @staticmethod
     def free_bytes(folder: Path) -> int:
