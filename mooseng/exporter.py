@@ -16,7 +16,6 @@ reported down rather than piling up threads).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -227,10 +226,6 @@ class ExporterServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("event=http_request peer=%s line=%r", self.client_address[0], format % args)
 
-            def _error(self, message: str) -> bytes:
-                """A JSON error body naming this node, like the API's."""
-                return json.dumps({"node": self.node, "error": message}).encode() + b"\n"
-
             def _answer(self) -> None:
                 self.request_arrived()
                 path = self.path.split("?", 1)[0].rstrip("/")
@@ -239,10 +234,10 @@ class ExporterServer:
                         self.headers.get("Transfer-Encoding"):
                     self.close_connection = True  # a body we do not read: no keep-alive
                 if path not in ("/metrics", "/health"):
-                    body = self._error(f"no such endpoint {path}")
+                    body = self.error_body(f"no such endpoint {path}")
                     status, kind = 404, "application/json"
                 elif self.command not in ("GET", "HEAD"):
-                    body = self._error(f"{self.command} is not allowed on {path}; use GET or HEAD")
+                    body = self.error_body(f"{self.command} is not allowed on {path}; use GET or HEAD")
                     status, kind, extra = 405, "application/json", {"Allow": "GET, HEAD"}
                     self.close_connection = True
                 elif path == "/metrics":

@@ -141,6 +141,10 @@ class JsonHandler(BaseHTTPRequestHandler):
         if isinstance(self.server, BoundedHTTPServer):
             self.server.unwatch(self.connection)
 
+    def error_body(self, message: str) -> bytes:
+        """The JSON body of every error: ``{"node": ..., "error": message}``."""
+        return json.dumps({"node": self.node, "error": message}).encode() + b"\n"
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors of the stdlib parser (bad request line, line or headers too long, unsupported
         method) in the same JSON shape as every other error; the connection closes, since the
@@ -152,7 +156,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         if self.request_version == "HTTP/0.9":  # an unparsable line: answer with a status line
             self.request_version = "HTTP/1.0"
-        body = json.dumps({"node": self.node, "error": message or reason}).encode() + b"\n"
+        body = self.error_body(message or reason)
         log.debug("event=http_error peer=%s status=%s error=%r", self.client_address[0], code,
                   message or reason)
         try:
