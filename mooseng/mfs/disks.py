@@ -179,11 +179,6 @@ def parse_hdd_views(payload: bytes) -> dict[str, FolderView]:
     return folders
 
 
-def parse_hdd_list(payload: bytes) -> dict[str, int]:
-    """{folder path without trailing slash: flags} of a CSTOCL_HDD_LIST answer."""
-    return {path: view.flags for path, view in parse_hdd_views(payload).items()}
-
-
 def read_cfg_value(path: Path, key: str, default: str) -> str:
     """``key``'s value in a MooseFS ``KEY = VALUE`` file, else ``default``."""
     with contextlib.suppress(OSError):
@@ -244,11 +239,6 @@ class LocalChunkserver:
                 return parse_hdd_views(_recv(conn, length))
         except (OSError, ValueError, struct.error):
             return None
-
-    def hdd_list(self) -> dict[str, int] | None:
-        """{folder: flags} as the chunkserver reports them; None when it does not answer."""
-        views = self.hdd_views()
-        return None if views is None else {path: view.flags for path, view in views.items()}
 
     def folder_flags(self, folder: Path) -> int | None:
         view = self.folder_view(folder)
