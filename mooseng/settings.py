@@ -45,6 +45,14 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_hold_ms(raw: str) -> int:
+    """Milliseconds a router may hold a connection, 0 (off) to 60000."""
+    value = int(raw)
+    if not 0 <= value <= 60000:
+        raise ValueError("not in 0..60000")
+    return value
+
+
 def parse_bool(raw: str) -> bool:
     """true/false, yes/no, 1/0, on/off (case-insensitive); anything else is an error."""
     lowered = raw.strip().lower()
@@ -214,6 +222,15 @@ define("MOOSENG_ROUTER_CL_PORT", "9521", parse_port,
        "Local leader router port for clients.", "router", roles=("master", "client"))
 define("MOOSENG_ROUTER_CHECK_INTERVAL_MS", "250", parse_positive_int,
        "How often the router asks each agent's /leader (milliseconds).", "router", roles=ROLES)
+define("MOOSENG_ROUTER_HOLD_MS", "900", parse_hold_ms,
+       "How long the router holds a new mfsmount (or mfscli) connection while no master is "
+       "routable (a failover), routing it as soon as one is (milliseconds; 0: refuse at once). "
+       "mfsmount waits 1 s for its registration answer: keep it under 1000.", "router",
+       roles=("master", "client"))
+define("MOOSENG_ROUTER_CS_HOLD_MS", "5000", parse_hold_ms,
+       "The same for a chunkserver's connection; it waits 10 s for its registration answer "
+       "and retries every MOOSENG_RECONNECT_DELAY s, so a hold over that keeps one waiting "
+       "at every moment of a failover.", "router", roles=("chunkserver",))
 define("MOOSENG_RECONNECT_DELAY", "1", parse_positive_int,
        "MASTER_RECONNECTION_DELAY of metaloggers and chunkservers (seconds).", "all")
 # --- master HA agent (mooseng agent) -------------------------------------------

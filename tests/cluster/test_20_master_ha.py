@@ -17,7 +17,7 @@ import requests
 from chaosmoose.workload import lossbound
 from chaosmoose.workload.actions import start_workload, stop_workload
 from chaosmoose.workload.probes import check_acknowledged_writes
-from tests.cluster.conftest import CLIENTS, MASTERS, REPO, wait_for
+from tests.cluster.conftest import CHUNKSERVERS, CLIENTS, MASTERS, REPO, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -138,6 +138,14 @@ def test_kill_leader_new_leader_and_no_acknowledged_write_lost(cluster, steady, 
     for client in CLIENTS:
         cluster.sh(client, f"echo after-failover > /mnt/{client}/ha-after-{client} && sync",
                    timeout=30)
+    # While no master was routable the routers held the daemons' new connections and routed
+    # them to the new leader, instead of refusing them (MOOSENG_ROUTER_HOLD_MS): a chunkserver
+    # retries every second, so at least one of them tried inside that gap (over 1 s long).
+    held = [f"{name}: {line}" for name in (*CHUNKSERVERS, *CLIENTS)
+            for line in cluster.container(name).logs(since=int(kill_began))
+            .decode(errors="replace").splitlines()
+            if "event=router_hold" in line and "routed=true" in line]
+    assert held, "no router held a connection until the new leader was routable"
     time.sleep(1)
     report = workload()
     assert report["acknowledged"] > 20

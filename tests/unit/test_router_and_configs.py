@@ -112,3 +112,50 @@ def test_wait_until_routable_needs_a_listening_router_and_a_leader():
     finally:
         follower.shutdown()
         leader.shutdown()
+
+
+def test_client_path_listeners_hold_new_connections_while_no_master_is_routable():
+    holds = {"clients": 900, "chunkservers": 5000}
+    body = router.haproxy_config("172.20.0.5", "master-2", "master", _topology(), 250,
+                                 holds=holds)
+    assert f"lua-load {router.ROUTER_LUA}" in body.split("resolvers", 1)[0]
+    clients = body.split("listen clients", 1)[1].split("listen", 1)[0]
+    # the action yields while it waits: the inspect delay must outlast it
+    assert "tcp-request inspect-delay 1400ms" in clients
+    assert "tcp-request content lua.mooseng_hold 900" in clients
+    metaloggers = body.split("listen metaloggers", 1)[1].split("listen", 1)[0]
+    assert "mooseng_hold" not in metaloggers and "inspect-delay" not in metaloggers
+    chunkservers = router.haproxy_config("172.20.0.5", "chunkserver-1", "chunkserver",
+                                         _topology(), 250, holds=holds)
+    # HAProxy's 4 s default would abort a 5 s hold
+    assert "tune.lua.session-timeout 6000ms" in chunkservers.split("resolvers", 1)[0]
+    assert "tcp-request inspect-delay 5500ms" in chunkservers
+    assert "tcp-request content lua.mooseng_hold 5000" in chunkservers
+    # a hold for a listener this container does not serve loads no Lua
+    assert "lua" not in router.haproxy_config("172.20.0.5", "chunkserver-1", "chunkserver",
+                                              _topology(), 250, holds={"clients": 900})
+    # the action the config names is the one the Lua file registers, polling nbsrv
+    assert 'core.register_action("mooseng_hold", { "tcp-req" }' in router.HOLD_LUA
+    assert "txn.f:nbsrv(listener) == 0 and waited < left" in router.HOLD_LUA
+
+
+def test_hold_zero_leaves_lua_out_of_the_router():
+    body = router.haproxy_config("172.20.0.5", "client-1", "client", _topology(), 250,
+                                 holds={"clients": 0})
+    assert "lua" not in body and "inspect-delay" not in body
+
+
+def test_write_config_writes_the_lua_file_only_when_holding(tmp_path, monkeypatch):
+    monkeypatch.setattr(router, "ROUTER_CFG", tmp_path / "haproxy.cfg")
+    monkeypatch.setattr(router, "ROUTER_LUA", tmp_path / "router-hold.lua")
+    monkeypatch.setenv("MOOSENG_ROUTER_HOLD_MS", "500")
+    monkeypatch.setenv("MOOSENG_ROUTER_CS_HOLD_MS", "0")
+    router.write_config("172.20.0.5", "client-1", "client")
+    assert (tmp_path / "router-hold.lua").read_text() == router.HOLD_LUA
+    body = (tmp_path / "haproxy.cfg").read_text()
+    assert f"lua-load {tmp_path / 'router-hold.lua'}" in body and "mooseng_hold 500" in body
+    (tmp_path / "router-hold.lua").unlink()
+    # a chunkserver reads its own setting: 0 there means no hold, whatever the clients'
+    router.write_config("172.20.0.5", "chunkserver-1", "chunkserver")
+    assert not (tmp_path / "router-hold.lua").exists()
+    assert "lua" not in (tmp_path / "haproxy.cfg").read_text()

@@ -66,6 +66,8 @@ def test_readme_carries_the_current_chaosmoose_table():
     ("MOOSENG_ROUTER_CS_PORT", ("chunkserver",), ("master", "client")),
     ("MOOSENG_ROUTER_ML_PORT", ("master",), ("chunkserver", "client")),
     ("MOOSENG_ROUTER_CHECK_INTERVAL_MS", ("master", "chunkserver", "client"), ()),
+    ("MOOSENG_ROUTER_HOLD_MS", ("master", "client"), ("chunkserver",)),
+    ("MOOSENG_ROUTER_CS_HOLD_MS", ("chunkserver",), ("master", "client")),
 ])
 def test_router_settings_are_validated_by_the_roles_that_read_them(name, checked_by, not_by):
     env = {name: "x"}
@@ -87,3 +89,11 @@ def test_a_malformed_router_port_stops_the_role_with_a_message(capsys, monkeypat
 def test_every_role_a_setting_names_exists():
     for setting in settings.SETTINGS.values():
         assert setting.roles and set(setting.roles) <= set(settings.ROLES), setting.name
+
+
+def test_router_hold_takes_zero_to_a_minute_of_milliseconds():
+    for good in ("0", "900", "60000"):
+        assert settings.validate("client", {"MOOSENG_ROUTER_HOLD_MS": good}) == [], good
+    for bad in ("-1", "60001", "0.5"):
+        assert [e.split("=")[0] for e in settings.validate(
+            "client", {"MOOSENG_ROUTER_HOLD_MS": bad})] == ["MOOSENG_ROUTER_HOLD_MS"], bad
