@@ -12,7 +12,11 @@ round waits for a steady cluster (one leader, every master healthy, followers' /
   *invoked after* Docker reports the container stopped (so the old leader cannot have
   acknowledged it; creating a file needs the master, while an append to an open chunk may
   complete on the chunkservers alone, so appends do not count);
-- ``all clients``: kill -> every client has had such a write.
+- ``all clients``: kill -> every client has had such a write;
+- ``breakdown``: where that time went, per node, from the cluster's own logs (see
+  ``failover_breakdown.py``): the new leader's promotion steps, each chunkserver's and
+  each client's router switch and registration with the new leader, the client's
+  operation that was running at the kill, and its first file.
 
 The killed master is started again and must rejoin before the next round. At the end the
 checker re-reads everything from every client and counts lost and corrupt acknowledged
@@ -29,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from benchlib import Timeout, figures, leaders, log, steady, wait, writes_everywhere
+from benchlib import Timeout, figures, histories_now, leaders, log, steady, wait, writes_everywhere
+from failover_breakdown import describe, round_breakdown, summarize
 
 from chaosmoose import _docker, _settings
 from chaosmoose.workload.actions import start_workload, stop_workload
@@ -40,6 +45,34 @@ def running(container: Any) -> bool:
     """The container is still running (reloaded from the Docker API)."""
     container.reload()
     return container.status == "running"
+
+
+def addresses(containers: dict[str, Any]) -> dict[str, str]:
+    """Every IP address of the given containers (name -> container), mapped to the name."""
+    found = {}
+    for name, container in containers.items():
+        container.reload()
+        for network in container.attrs["NetworkSettings"]["Networks"].values():
+            if network.get("IPAddress"):
+                found[network["IPAddress"]] = name
+    return found
+
+
+def collect_logs(containers: dict[str, Any], since: float) -> dict[str, list[str]]:
+    """Each container's log lines since ``since`` (unix time), with Docker's timestamps."""
+    return {name: container.logs(timestamps=True, since=since).decode(errors="replace")
+            .splitlines() for name, container in containers.items()}
+
+
+def breakdown(project: str, config: dict[str, Any], killed_at: float, dead_at: float,
+              new_leader: str) -> dict[str, Any]:
+    """The steps of this round (``failover_breakdown.round_breakdown``)."""
+    names = [new_leader, *_settings.chunkservers(config, None), *_settings.clients(config, None)]
+    containers = {name: _docker.find_container(project, name) for name in names}
+    return round_breakdown(killed_at, dead_at, new_leader, collect_logs(containers, killed_at - 1),
+                           addresses({n: c for n, c in containers.items()
+                                      if n.startswith("chunkserver-")}),
+                           histories_now(config))
 
 
 def main() -> int:
@@ -87,11 +120,15 @@ def main() -> int:
                 continue
             first_s = min(firsts.values()) - killed_at
             all_s = max(firsts.values()) - killed_at
+            steps = breakdown(project, config, killed_at, dead_at, new[0])
             rounds.append({"killed": leader, "killed_at": killed_at, "new": new[0],
                            "leader_s": leader_s,
-                           "first_write_s": first_s, "all_clients_s": all_s})
+                           "first_write_s": first_s, "all_clients_s": all_s,
+                           "breakdown": steps})
             log(f"round={number} killed={leader} new_leader={new[0]} leader={leader_s:.2f}s "
                 f"first_write={first_s:.2f}s all_clients={all_s:.2f}s")
+            for line in describe(steps):
+                log(line)
             container.start()
     finally:
         stop_workload(configuration=config)
@@ -107,6 +144,7 @@ def main() -> int:
         stats = figures([r[key] for r in rounds if key in r])
         if stats is not None:
             summary[key] = stats
+    summary["breakdown"] = summarize([r["breakdown"] for r in rounds if "breakdown" in r])
     Path(f"runs/{run}/benchmark.json").write_text(json.dumps({**summary, "per_round": rounds}, indent=2))
     print(json.dumps(summary, indent=2))
     ok = report.get("lost") == 0 and report.get("corrupt") == 0 and not summary["stalled_rounds"]

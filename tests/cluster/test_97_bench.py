@@ -1,8 +1,10 @@
 """Issue 12: `make bench` against the real cluster, in its short form.
 
-``scripts/bench.py --short --only io`` and ``--only idle`` must each leave
-``results-<time>.json``, ``.md`` and ``.svg`` holding positive figures, and the I/O benchmark
-must leave nothing of its own on the mount or on chunkserver-1's tier. No timing is
+``scripts/bench.py --short --only io``, ``--only idle``, ``--only data`` and ``--only
+failover`` must each leave ``results-<time>.json``, ``.md`` and ``.svg`` holding positive
+figures, and the I/O benchmark must leave nothing of its own on the mount or on
+chunkserver-1's tier. (``--only replication`` runs last in the suite, in
+``test_98_bench_replication.py``.) No timing is
 asserted: the figures are whatever this machine gives, and targets are only reported.
 """
 
@@ -100,3 +102,34 @@ def test_short_idle_cost_leaves_results_with_positive_figures(cluster, tmp_path)
     memory = figure(document, "idle memory, every container (mean)")
     assert memory["value"] > 0 and memory["target"] == {"op": "<=", "threshold": 1024,
                                                         "on": "value"}
+
+
+def test_short_data_benchmark_writes_and_verifies_a_set(cluster, tmp_path):
+    document = bench(tmp_path / "data", "--short", "--only", "data")
+    record = document["benchmarks"]["data"]
+    assert record["status"] == "ok", record
+    assert record["result"]["lost"] == 0
+    assert figure(document, "data set written through client-1 (median)")["value"] > 0
+    assert figure(document, "data set verified through client-2 (median)")["value"] > 0
+
+
+def test_short_failover_benchmark_breaks_the_kill_down_per_node(cluster, tmp_path):
+    document = bench(tmp_path / "failover", "--short", "--only", "failover")
+    record = document["benchmarks"]["failover"]
+    assert record["status"] == "ok", record
+    result = record["result"]
+    assert result["rounds"] == 1 and result["stalled_rounds"] == 0 and result["lost"] == 0
+    steps = {key: value["p50"] for key, value in result["breakdown"].items()}
+    # every step was found in the cluster's logs, and they come in the order they must
+    for key in ("leader.promotion", "leader.restored", "leader.mfsmaster_ready",
+                "leader.served", "chunkservers.router", "chunkservers.registered",
+                "clients.router", "clients.registered", "clients.first_file"):
+        assert steps.get(key, 0) > 0, (key, steps)
+    assert (steps["leader.promotion"] < steps["leader.restored"]
+            < steps["leader.mfsmaster_ready"] <= steps["leader.served"])
+    assert steps["leader.served"] <= steps["clients.router"] <= steps["clients.registered"]
+    assert steps["clients.registered"] < steps["clients.first_file"]
+    assert steps["leader.served"] <= steps["chunkservers.registered"]
+    every = figure(document, "every client writing again (p50)")
+    assert every["value"] >= steps["clients.first_file"] and every["target"]["threshold"] == 3.5
+

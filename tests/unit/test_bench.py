@@ -53,7 +53,9 @@ IDLE = {"benchmark": "idle", "total": {"memory_bytes": int(1.5 * GIB), "cpu_perc
 FAILOVER = {"rounds": 3, "lost": 0, "corrupt": 0, "stalled_rounds": 0,
             "leader_s": {"p50": 2.97, "p95": 3.3, "max": 3.33},
             "first_write_s": {"p50": 4.78, "p95": 5.07, "max": 5.07},
-            "all_clients_s": {"p50": 4.87, "p95": 5.18, "max": 5.18}, "per_round": []}
+            "all_clients_s": {"p50": 4.87, "p95": 5.18, "max": 5.18}, "per_round": [],
+            "breakdown": {"leader.served": {"p50": 2.39, "p95": 2.45, "max": 2.45},
+                          "clients.registered": {"p50": 2.56, "p95": 2.68, "max": 2.68}}}
 DATA = {"writer": "client-1", "reader": "client-2", "generate_mib_s_median": 49.0,
         "verify_mib_s_median": 122.3, "lost": 0, "per_round": []}
 REPLICATION = {"summary": {"rounds": 1, "target_s": 60.0,
@@ -143,6 +145,13 @@ def test_idle_failover_data_and_replication_figures():
     rto = failover["first acknowledged write after the kill, RTO (p50)"]
     assert rto.value == 4.78 and rto.met is False and rto.target.threshold == 3.0
     assert failover["acknowledged writes lost"].met is True
+    every = failover["every client writing again (p50)"]
+    assert every.value == 4.87 and every.met is False and every.target.threshold == 3.5
+    assert failover["every client writing again (max)"].met is True  # 5.18 <= 6
+    # the breakdown's steps, only those the run found
+    assert failover["new leader serving (p50)"].value == 2.39
+    assert failover["mounts registered with the new leader (p50)"].value == 2.56
+    assert "chunkservers registered with the new leader (p50)" not in failover
     data = {f.name: f for f in bs.data_figures(DATA)}
     assert data["data set written through client-1 (median)"].value == 49.0
     assert data["data set entries lost"].met is True
@@ -222,15 +231,16 @@ def test_svg_chart_is_self_contained_and_draws_every_comparable_figure():
     assert "&lt;test&gt; &amp; more" in svg
     rows = bars(svg)
     drawn = [f for f in figures if f.scale is not None]
-    # 9 io figures, idle memory, failover RTO (scaled to its 3 s target); not CPU, not losses
-    assert len(rows) == len(drawn) == 11
+    # 9 io figures, idle memory, failover RTO and every client p50 / max (scaled to their
+    # targets); not CPU, not losses, not the breakdown's steps (no target)
+    assert len(rows) == len(drawn) == 13
     colours = [next(r.iter(f"{SVG}rect")).get("fill") for r in rows]
     assert colours[0] == bs.COLOURS[False]         # sequential write 0.45 < 0.5
     assert colours[1] == bs.COLOURS[True]          # sequential read 0.9 >= 0.8
     assert colours[3] == bs.COLOURS[None]          # random write: no target
     targets = [r for r in rows if any(line.get("class") == "target"
                                       for line in r.iter(f"{SVG}line"))]
-    assert len(targets) == 3 + 2                   # io targets, memory, RTO
+    assert len(targets) == 3 + 4                   # io targets, memory, RTO, every client x2
     widths = [float(next(r.iter(f"{SVG}rect")).get("width")) for r in rows]
     assert widths[0] < widths[1]                   # 0.45 vs 0.9
     assert all(w <= bs.PLOT for w in widths)
