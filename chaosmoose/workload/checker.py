@@ -13,6 +13,9 @@ write is judged per reader: **intact** (present with the right checksum), **lost
 readers (corrupt, then lost, then intact); ``by_f`` splits the counts into file creations
 (``write-file``) and appends (``append``). Writes whose outcome is unknown (``info``) are
 never lost; if present they count as *recovered*. Files nobody attempted are *unexpected*.
+A file a reader could not read (an error, or a read that blocked: ``blocked_reads``)
+makes an acknowledged write *unreadable*, and the verdict unknown; for a write of
+unknown outcome it changes nothing.
 
 Validity follows Jepsen: true, false or "unknown"; combined, false beats unknown beats
 true; a checker that crashes gives unknown. When the verdict is unknown, ``lost`` and
@@ -169,6 +172,7 @@ def _check(histories: Mapping[str, list[Mapping[str, Any]]],
                  for f in ("write-file", "append")},
         "ops": counts, "readers": {r: {"lost": 0, "corrupt": 0} for r in readers},
         "reader_errors": reader_errors, "examples": [], "lost_ops": [], "corrupt_ops": [],
+        "blocked_reads": {r: list(d["blocked"]) for r, d in readers.items() if d.get("blocked")},
         "unavailability": unavailability(histories),
         "unavailability_by_client": unavailability_by_client(histories),
     }

@@ -66,10 +66,16 @@ def check_acknowledged_writes(digest_timeout: float = 60.0, raise_on_unknown: bo
                 "longest unavailability %s s", result.get("valid"), result.get("acknowledged"),
                 result.get("intact"), result.get("lost"), result.get("corrupt"),
                 result.get("unavailability", {}).get("longest_s"))
+    for reader, paths in (result.get("blocked_reads") or {}).items():
+        logger.warning("checker: on %s, %d reads blocked (counted unreadable): %s", reader,
+                       len(paths), ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else ""))
     if strict and result["valid"] == UNKNOWN:
         reason = result.get("error") or f"a reader failed: {result.get('reader_errors')}"
         raise ActivityFailed(f"checker verdict unknown: {reason}; expected a definite verdict")
     return result
+
+
+SLOW_DIGEST = 10.0  # s: a client's read-back that took longer is logged with its figures
 
 
 def _digests(state: dict, timeout: float, configuration: Configuration,
@@ -86,6 +92,13 @@ def _digests(state: dict, timeout: float, configuration: Configuration,
                 f"reading the workload back on {reader}")
         except ActivityFailed as exc:
             digests[reader] = exc
+            continue
+        took = digests[reader].get("seconds", 0)
+        if took >= SLOW_DIGEST:
+            logger.warning("checker: reading back on %s took %.1f s (%d files, %d reads over "
+                           "1 s, %d blocked)", reader, took, len(digests[reader].get("files", {})),
+                           digests[reader].get("slow_reads", 0),
+                           len(digests[reader].get("blocked", [])))
     return digests
 
 

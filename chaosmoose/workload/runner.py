@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -276,60 +277,144 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _with_timeout(seconds: float, func: Callable[[], dict[str, Any]]) -> int:
-    """Run ``func`` in a thread; print its JSON, or an error after ``seconds``."""
-    result: dict[str, Any] = {}
+    """Run ``func`` in a forked worker; print its JSON, or an error after ``seconds``.
 
-    def work() -> None:
+    Not in a thread: a close or fsync through a mount whose master is cut off waits in
+    the kernel, uninterruptibly, for mfsmount (FUSE flush), and a process with such a
+    thread cannot even exit, so ``docker exec`` would hang far past ``seconds`` (151 s
+    measured for a 3 s write check). The worker has no hold on this process's output:
+    when it is stuck, this process prints the error, exits on time and leaves it behind.
+    """
+    sys.stdout.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os.close(read_fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
         try:
-            result.update(func())
+            result = func()
         except BaseException as exc:  # noqa: BLE001 - reported as JSON
-            result["error"] = f"{exc.__class__.__name__}: {exc}"
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
+            result = {"error": f"{exc.__class__.__name__}: {exc}"}
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(json.dumps(result).encode())
+        os._exit(0)
+    os.close(write_fd)
+    answer = _read_until(read_fd, time.monotonic() + seconds)
+    if answer is None:
+        os.kill(pid, signal.SIGKILL)  # a worker waiting uninterruptibly dies only later
         _print({"error": f"timed out after {seconds:g} s (file system blocked?)"})
         os._exit(3)
+    try:
+        result = json.loads(answer) if answer else {"error": "the worker died without a result"}
+    except ValueError:
+        result = {"error": "the worker's result was cut short"}
     _print(result)
     os._exit(0 if "error" not in result else 1)
 
 
-def digest(root: str) -> dict[str, Any]:
-    """Checksums of every workload file and the validity of every appended record."""
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """Everything written to ``fd`` until its writer closed it, or None at ``deadline``."""
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+FILE_READ_TIMEOUT = 10.0  # s one file's read may block before the digest moves on
+SLOW_READ = 1.0  # s: a completed file read that took longer counts in slow_reads
+
+
+def read_whole(path: str, timeout: float = FILE_READ_TIMEOUT) -> bytes:
+    """The bytes of ``path``; ``TimeoutError`` if reading blocks for more than ``timeout`` s.
+
+    A read through a MooseFS mount blocks (mfsmount retries for minutes) on a chunk no
+    chunkserver has, such as the chunk of a file creation that was never acknowledged. The
+    read runs in a daemon thread that is left behind when it blocks: a read stuck in FUSE
+    cannot be cancelled; the command's forked worker hands its result over before it exits
+    (``_with_timeout``), so a stuck thread holds up nothing.
+    """
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with open(path, "rb") as f:
+                result["data"] = f.read()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"read blocked for more than {timeout:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result["data"]
+
+
+def _read_log(path: str, timeout: float) -> bytes:
+    """A record log's bytes; a blocked read fails the digest (its records cannot be judged)."""
+    try:
+        return read_whole(path, timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{path}: {exc}") from None
+
+
+def digest(root: str, file_timeout: float = FILE_READ_TIMEOUT) -> dict[str, Any]:
+    """Checksums of every workload file and the validity of every appended record.
+
+    A file whose read fails or blocks for more than ``file_timeout`` s gets an ``error``
+    (its path is also listed in ``blocked`` when it blocked) and the digest goes on with
+    the others: one unreadable file of an unacknowledged write must not hide the rest.
+    ``slow_reads`` counts file reads that completed but took over a second, ``seconds``
+    the whole digest.
+    """
+    began = time.monotonic()
     files: dict[str, Any] = {}
+    blocked: list[str] = []
+    slow = 0
     files_root = os.path.join(root, FILE_DIR)
     for client in sorted(os.listdir(files_root)) if os.path.isdir(files_root) else []:
         for name in sorted(os.listdir(os.path.join(files_root, client))):
             rel = f"{FILE_DIR}/{client}/{name}"
+            read_began = time.monotonic()
             try:
-                with open(os.path.join(root, rel), "rb") as f:
-                    data = f.read()
+                data = read_whole(os.path.join(root, rel), file_timeout)
                 files[rel] = {"sha256": sha256(data), "size": len(data)}
-            except OSError as exc:
+                slow += time.monotonic() - read_began > SLOW_READ
+            except (OSError, TimeoutError) as exc:
                 files[rel] = {"error": f"{exc.__class__.__name__}: {exc}"}
+                if isinstance(exc, TimeoutError):
+                    blocked.append(rel)
     records: dict[str, dict[str, str]] = {}
     garbled = 0
     logs_root = os.path.join(root, LOG_DIR)
     for name in sorted(os.listdir(logs_root)) if os.path.isdir(logs_root) else []:
-        with open(os.path.join(logs_root, name), "rb") as f:
-            for raw in f.read().splitlines():
-                try:
-                    rec = json.loads(raw)
-                    client, seq, data = rec["client"], int(rec["seq"]), rec["data"]
-                except (ValueError, KeyError, TypeError):
-                    garbled += 1
-                    continue
-                ok = rec.get("sum") == record_sum(client, seq, data)
-                seen = records.setdefault(client, {}).get(str(seq))
-                if seen != "intact":  # a duplicate intact copy wins over a bad one
-                    records[client][str(seq)] = "intact" if ok else "corrupt"
-    return {"files": files, "records": records, "garbled_lines": garbled}
+        for raw in _read_log(os.path.join(logs_root, name), file_timeout).splitlines():
+            try:
+                rec = json.loads(raw)
+                client, seq, data = rec["client"], int(rec["seq"]), rec["data"]
+            except (ValueError, KeyError, TypeError):
+                garbled += 1
+                continue
+            ok = rec.get("sum") == record_sum(client, seq, data)
+            seen = records.setdefault(client, {}).get(str(seq))
+            if seen != "intact":  # a duplicate intact copy wins over a bad one
+                records[client][str(seq)] = "intact" if ok else "corrupt"
+    return {"files": files, "records": records, "garbled_lines": garbled, "blocked": blocked,
+            "slow_reads": slow, "seconds": round(time.monotonic() - began, 2)}
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
     """Print the digest of ``--data``."""
-    return _with_timeout(args.timeout, lambda: digest(args.data))
+    return _with_timeout(args.timeout, lambda: digest(args.data, args.file_timeout))
 
 
 def cmd_write_check(args: argparse.Namespace) -> int:
@@ -410,6 +495,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("digest")
     d.add_argument("--data", required=True)
     d.add_argument("--timeout", type=float, default=60.0)
+    d.add_argument("--file-timeout", type=float, default=FILE_READ_TIMEOUT,
+                   help="seconds one file's read may block before it counts as unreadable")
     d.set_defaults(func=cmd_digest)
     w = sub.add_parser("write-check")
     w.add_argument("--data", required=True)

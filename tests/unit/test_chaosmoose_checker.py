@@ -119,6 +119,23 @@ def test_a_reader_that_could_not_read_makes_the_verdict_unknown_and_counts_negat
     assert "client-2" in result["reader_errors"]
 
 
+def test_a_blocked_read_of_an_unacknowledged_file_leaves_the_verdict_definite():
+    files = {"files/client-1/00000001.dat": {"sha256": "sum1", "size": 1},
+             "files/client-1/00000003.dat": {"error": "TimeoutError: read blocked"}}
+    result = check({"client-1": history()},
+                   {"client-1": {**digest(files=files), "blocked": ["files/client-1/00000003.dat"]}})
+    assert result["valid"] is True and result["lost"] == 0 and result["unreadable"] == 0
+    assert result["blocked_reads"] == {"client-1": ["files/client-1/00000003.dat"]}
+
+
+def test_a_blocked_read_of_an_acknowledged_file_makes_the_verdict_unknown():
+    files = {"files/client-1/00000001.dat": {"error": "TimeoutError: read blocked"}}
+    result = check({"client-1": history()},
+                   {"client-1": {**digest(files=files), "blocked": ["files/client-1/00000001.dat"]}})
+    assert result["valid"] == UNKNOWN and result["lost"] == -1
+    assert result["unreadable"] == 1
+
+
 def test_false_beats_unknown_reader():
     result = check({"client-1": history()},
                    {"client-1": digest(files={}), "client-2": {"error": "timed out"}})

@@ -1,6 +1,7 @@
 """The in-container runner, run for real against a local folder, then checked."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,9 +24,22 @@ def read_history(state: Path) -> list[dict]:
     return [json.loads(line) for line in (state / "history.jsonl").read_text().splitlines()]
 
 
+MIN_ACKNOWLEDGED = 12  # per client, half of them appends (the runner alternates)
+
+
+def _acknowledged(state: Path) -> int:
+    """How many writes this runner acknowledged so far (0 before its history exists)."""
+    try:
+        lines = (state / "history.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in lines if line.endswith("}") and '"type": "ok"' in line)
+
+
 @pytest.fixture
 def workload(tmp_path: Path):
-    """Run two clients' runners on a shared folder for ~1 s, stop them, return paths."""
+    """Run two clients' runners on a shared folder until each acknowledged a few writes,
+    stop them, return paths."""
     data, states = tmp_path / "mnt", {}
     procs = []
     for client in ("client-1", "client-2"):
@@ -37,7 +51,13 @@ def workload(tmp_path: Path):
     while not all((s / "runner.pid").exists() for s in states.values()):
         assert time.monotonic() < deadline, "runners did not start"
         time.sleep(0.05)
-    time.sleep(1.0)
+    # Until every client has acknowledged a few writes of both kinds, not for a fixed second:
+    # in CI these tests share two cores with the cluster, and a runner started late may have
+    # appended no record yet (a test here failed once in CI; its output was cut).
+    deadline = time.monotonic() + 60
+    while not all(_acknowledged(s) >= MIN_ACKNOWLEDGED for s in states.values()):
+        assert time.monotonic() < deadline, "runners acknowledged too few writes in 60 s"
+        time.sleep(0.2)
     for client, state in states.items():
         assert runner("status", "--state", str(state))["running"] is True
         # A generous grace: in CI this runs beside the nine-container cluster on two cores,
@@ -91,6 +111,36 @@ def test_altered_record_line_is_corrupt(workload):
     histories = {c: read_history(s) for c, s in states.items()}
     result = check(histories, {"reader": runner("digest", "--data", str(data))})
     assert result["corrupt"] == 1 and result["valid"] is False
+
+
+def test_a_file_whose_read_blocks_is_reported_and_the_digest_goes_on(tmp_path: Path):
+    files = tmp_path / "files" / "client-1"
+    files.mkdir(parents=True)
+    (files / "00000001.dat").write_bytes(b"kept")
+    os.mkfifo(files / "00000003.dat")  # opening a FIFO with no writer blocks, like a lost chunk
+    (files / "00000005.dat").write_bytes(b"also kept")
+    began = time.monotonic()
+    result = runner("digest", "--data", str(tmp_path), "--file-timeout", "0.5")
+    assert time.monotonic() - began < 30
+    assert result["blocked"] == ["files/client-1/00000003.dat"]
+    assert "blocked" in result["files"]["files/client-1/00000003.dat"]["error"]
+    assert result["files"]["files/client-1/00000005.dat"]["size"] == len(b"also kept")
+    assert result["slow_reads"] == 0 and result["seconds"] >= 0.5  # the blocked read waited
+
+
+def test_a_record_log_whose_read_blocks_fails_the_digest_naming_it(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    os.mkfifo(tmp_path / "logs" / "client-1.log")
+    result = runner("digest", "--data", str(tmp_path), "--file-timeout", "0.5")
+    assert "client-1.log" in result["error"] and "blocked" in result["error"]
+
+
+def test_a_command_that_blocks_prints_its_timeout_and_ends_on_time(tmp_path: Path):
+    os.mkfifo(tmp_path / "canary.dat")  # reading the canary blocks: no writer ever comes
+    began = time.monotonic()
+    result = runner("canary", "--path", str(tmp_path / "canary.dat"), "--timeout", "1")
+    assert result == {"error": "timed out after 1 s (file system blocked?)"}
+    assert time.monotonic() - began < 30
 
 
 def test_write_check_and_canary(tmp_path: Path):
