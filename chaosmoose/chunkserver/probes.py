@@ -258,6 +258,7 @@ def wait_for_tier_status(chunkserver: str, tier: str, status: str = "ok",
                                      "chunkserver")
     _disks.check_tier(tier, configuration, secrets)
     reader = _chunks.client_of(client, configuration, secrets)
+    loops: dict | None = {} if status == "ready" else None
     began = time.monotonic()
     while True:
         try:
@@ -268,11 +269,82 @@ def wait_for_tier_status(chunkserver: str, tier: str, status: str = "ok",
         waited = round(time.monotonic() - began, 2)
         if row and _mfs.status_matches(row["status"], status):
             return {**row, "ok": True, "waited_s": waited}
+        if loops is not None:
+            _watch_chunk_loops(loops, reader, configuration, secrets)
         if waited >= wait:
             _fail(raise_on_timeout, f"{chunkserver} tier {tier} is not {status} after {wait:g} "
-                                    f"s (MooseFS says: {seen}); expected {status}")
+                                    f"s (MooseFS says: {seen}){_loops_said(loops)}; expected "
+                                    f"{status}")
             return {**row, "ok": False, "waited_s": waited}
         time.sleep(1.0)
+
+
+def _watch_chunk_loops(seen: dict, reader: str, configuration: Configuration,
+                       secrets: Secrets) -> None:
+    """While waiting for "ready": note each master chunk loop that ended (``mfscli -SIL``)
+    and the master's removal state per chunkserver (``-SCS``), and log both per loop.
+
+    MooseFS 3.0 (``mfsmaster/chunks.c``, ``mfr_state``) calls a server's marked disks ready
+    only after two whole chunk loops (60 s each at least) in which no chunk with a copy
+    there was below its goal and no chunkserver connected or disconnected; either one
+    starts the count again. The log says which of them a slow "ready" waited for."""
+    try:
+        text = _mfs.mfscli(["-SIL", "-SCS"], reader, configuration, secrets)
+    except ActivityFailed as exc:
+        seen["error"] = str(exc)
+        return
+    seen.pop("error", None)
+    names = _names(configuration, secrets)
+    seen["states"] = {names.get(address.rsplit(":", 1)[0], address): state
+                      for address, state in _cli.removal_states(text).items()}
+    loop = _cli.chunk_loop(text)
+    if loop is None or loop["end"] == seen.get("last_end"):
+        return
+    if "last_end" in seen:  # the first look shows a loop that ended before the wait
+        seen["loops"] = seen.get("loops", 0) + 1
+        seen["work"] = _loop_work_text(loop["work"])
+        seen["under_goal"] = _under_goal_by_class(reader, configuration, secrets)
+        logger.info("master chunk loop ended (%d s long, %d during this wait); removal "
+                    "state: %s; the loop did: %s; chunks under goal by class: %s",
+                    loop["end"] - loop["start"], seen["loops"], _states_text(seen["states"]),
+                    seen["work"], seen["under_goal"])
+    seen["last_end"] = loop["end"]
+
+
+LOOP_WORK_SHOWN = ("replications under goal", "replications wrong labels",
+                   "deletions disk clean", "deletions over goal", "locked used")
+
+
+def _loop_work_text(work: dict) -> str:
+    """The chunk loop's counters that bear on a removal (done/needed), as one phrase."""
+    return ", ".join(f"{key} {work[key]}" for key in LOOP_WORK_SHOWN if key in work) or "unknown"
+
+
+def _under_goal_by_class(reader: str, configuration: Configuration, secrets: Secrets) -> str:
+    """Standard chunks under goal per storage class (``mfscli -SSC``), or why unknown."""
+    try:
+        classes = _cli.storage_classes(_mfs.mfscli(["-SSC"], reader, configuration, secrets))
+    except ActivityFailed as exc:
+        return f"unknown ({exc})"
+    under = {c["name"]: c["chunks"]["undergoal"] for c in classes if c["chunks"]["undergoal"]}
+    return ", ".join(f"{name} {count}" for name, count in sorted(under.items())) or "none"
+
+
+def _states_text(states: dict) -> str:
+    return ", ".join(f"{name} {state}" for name, state in sorted(states.items())) or "unknown"
+
+
+def _loops_said(seen: dict | None) -> str:
+    """What the chunk-loop watch saw, for a timeout's message (empty: no watch)."""
+    if seen is None:
+        return ""
+    return (f"; {seen.get('loops', 0)} master chunk loops ended during the wait (MooseFS "
+            f"needs two in a row with no chunk there below goal and no chunkserver "
+            f"connecting or disconnecting); the master's removal state: "
+            f"{_states_text(seen.get('states') or {})}"
+            + (f"; the last loop did: {seen['work']}; chunks under goal by class: "
+               f"{seen['under_goal']}" if seen.get("work") else "")
+            + (f"; last mfscli error: {seen['error']}" if seen.get("error") else ""))
 
 
 def _limits_seen(expected: dict, text: str, names: dict) -> dict:

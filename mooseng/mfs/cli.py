@@ -91,6 +91,34 @@ def chunkservers(text: str) -> list[dict[str, Any]]:
     return servers
 
 
+def removal_states(text: str) -> dict[str, str]:
+    """``-SCS``: each chunkserver's removal state as the master judges it, by ``ip:port``:
+    ``-`` (nothing marked for removal), ``PENDING`` (not judged yet: after a chunkserver
+    connected or disconnected), ``NOT READY`` (a chunk on a marked disk was below its goal
+    during the current or the previous chunk loop) or ``READY``."""
+    return {f"{fields[0]}:{fields[1]}": fields[10] for fields in rows(text, "chunk servers")
+            if len(fields) >= 14}
+
+
+def chunk_loop(text: str) -> dict[str, Any] | None:
+    """``-SIL``: the master's last complete chunk loop as ``{"start", "end", "work"}``
+    (Unix seconds; ``work``: what the loop did, as mfscli prints it, e.g.
+    ``{"replications under goal": "0/0", "locked used": "0"}``: done/needed where there
+    are two figures), None when it has none yet (``no data``: a master that just started)."""
+    found: dict[str, str] = {}
+    work: dict[str, str] = {}
+    for line in text.splitlines():  # its title has no colon: "chunk loop<TAB>start:<TAB>..."
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) >= 3 and fields[0] == "chunk loop" and fields[1] in ("start:", "end:"):
+            found[fields[1].rstrip(":")] = fields[2]
+        elif len(fields) >= 4 and fields[0] == "chunk loop":
+            work[f"{fields[1]} {fields[2].rstrip(':')}"] = fields[3]
+    try:
+        return {"start": number(found["start"]), "end": number(found["end"]), "work": work}
+    except (KeyError, ValueError):
+        return None
+
+
 def _optional_number(field: str) -> int | None:
     """An mfscli count, where ``-`` means none (0 or not applicable)."""
     return None if field.strip() in ("-", "") else number(field)

@@ -539,11 +539,40 @@ def test_wait_for_tier_status_polls_until_moosefs_shows_it(config, lab, monkeypa
                                       timeout=10, configuration=config)
     assert row["ok"] is True and row["waited_s"] == 2.0 and clock.slept == [1.0, 1.0]
     assert row["status"] == "marked for removal (not ready)" and row["removal"] is True
+    # Waiting for "ready" also watches the master's chunk loops and removal states: the
+    # first look shows a loop that ended before the wait, two more end during it.
+    not_ready = SCS.replace("maintenance_off\t22\t4194304\t3221225472\t-\t0\t0\t0",
+                            "maintenance_off\t22\t4194304\t3221225472\tNOT READY\t10\t1048576"
+                            "\t2147483648")
+    assert not_ready != SCS
+    lab["client"].mfscli[("-SIL", "-SCS")] = [loop_text(1000, 1060) + not_ready,
+                                             loop_text(1060, 1120) + not_ready,
+                                             loop_text(1120, 1180) + not_ready]
     with pytest.raises(ActivityFailed, match=r"chunkserver-1 tier bulk is not ready after 3 s "
                                              r"\(MooseFS says: marked for removal \(not "
-                                             r"ready\)\); expected ready"):
+                                             r"ready\)\); 2 master chunk loops ended during the "
+                                             r"wait \(MooseFS needs two in a row .*\); the "
+                                             r"master's removal state: chunkserver-1 NOT READY, "
+                                             r"chunkserver-2 -, chunkserver-3 -; the last loop "
+                                             r"did: replications under goal 0/4, deletions disk "
+                                             r"clean 0/0, locked used 2; chunks under goal by "
+                                             r"class: tiered 1; expected ready"):
         probes.wait_for_tier_status("chunkserver-1", "bulk", "ready", timeout=3,
                                     configuration=config)
+    # Other statuses do not ask for loops; an unanswered loop question is said, not fatal.
+    lab["client"].mfscli[("-SIL", "-SCS")] = "Working master servers not found !!!\n"
+    with pytest.raises(ActivityFailed, match=r"0 master chunk loops ended .* removal state: "
+                                             r"unknown; last mfscli error: mfscli -SIL -SCS"):
+        probes.wait_for_tier_status("chunkserver-1", "bulk", "ready", timeout=2,
+                                    configuration=config)
+
+
+def loop_text(start: int, end: int) -> str:
+    """``mfscli -SIL``'s chunk loop lines, as MooseFS 3.0.117 prints them."""
+    return (rows("chunk loop", ["start:", start]) + rows("chunk loop", ["end:", end])
+            + rows("chunk loop", ["replications", "under goal:", "0/4"])
+            + rows("chunk loop", ["deletions", "disk clean:", "0/0"])
+            + rows("chunk loop", ["locked", "used:", 2]))
 
 
 class Clock:

@@ -19,6 +19,23 @@ def test_chunkservers_from_real_output() -> None:
                           "chunks": 8, "used_bytes": 25639788544, "total_bytes": 195145498624}
 
 
+def test_removal_states_from_real_output() -> None:
+    text = (DATA / "mfscli" / "SCS.txt").read_text()
+    assert set(cli.removal_states(text).values()) == {"-"}
+    marked = text.replace("\t-\t0\t0\t0", "\tNOT READY\t3301\t1\t2", 1)
+    assert list(cli.removal_states(marked).values()) == ["NOT READY", "-", "-"]
+
+
+def test_chunk_loop_from_real_output() -> None:
+    assert cli.chunk_loop((DATA / "mfscli" / "SIL.txt").read_text()) == {
+        "start": 1796007825, "end": 1796007885, "work": {
+            "deletions invalid": "0/0", "deletions unused": "0/0", "deletions disk clean": "0/0",
+            "deletions over goal": "129/129", "replications under goal": "0/0",
+            "replications wrong labels": "0/0/0", "replications rebalance": "129",
+            "locked unused": "9", "locked used": "0"}}
+    assert cli.chunk_loop((DATA / "mfscli" / "SIL-no-data.txt").read_text()) is None
+
+
 def test_chunk_matrix_from_real_output() -> None:
     assert cli.chunk_matrix((DATA / "mfscli" / "SIC.txt").read_text()) == {
         "missing": 0, "endangered": 0, "undergoal": 0, "stable": 14, "overgoal": 0, "pending_deletion": 0}
