@@ -43,7 +43,8 @@ def test_each_service_gets_only_the_secrets_it_needs() -> None:
 
 def test_make_env_writes_a_public_and_a_masters_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text("MOOSENG_TTL=1.2\nexport OTHER_TOKEN=abc\nMOOSENG_S3_SECRET_KEY=k\n"
+    # Values no generated secret (hex) can contain, so that "not copied" cannot fail by chance.
+    env.write_text("MOOSENG_TTL=1.2\nexport OTHER_TOKEN=not-hex-zz\nMOOSENG_S3_SECRET_KEY=k\n"
                    "MY_PASSWORD_FILE=x\n")
     subprocess.run(["bash", str(REPO / "scripts" / "make-env.sh"), str(env)], check=True,
                    capture_output=True)
@@ -63,7 +64,7 @@ def test_make_env_writes_a_public_and_a_masters_file(tmp_path: Path) -> None:
     assert [line.split("=")[0] for line in masters.splitlines()
             if any(word in line for word in ("PASSWORD", "TOKEN", "SECRET"))
             and not line.startswith("#")] == list(MASTER_SECRETS)
-    assert "abc" not in masters and "=k" not in masters and "=x" not in masters
+    assert "not-hex-zz" not in masters and "=k" not in masters and "=x" not in masters
     assert (tmp_path / ".env.masters").stat().st_mode & 0o077 == 0  # secrets: owner only
     subprocess.run(["bash", str(REPO / "scripts" / "make-env.sh"), str(env)], check=True,
                    capture_output=True)
