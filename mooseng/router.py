@@ -101,7 +101,9 @@ def haproxy_config(bind_address: str, node: str, role: str, topology: links.Topo
     lines = [
         "global",
         "    maxconn 4096",
-        "    log stdout format raw local0 notice",
+        # No log target: HAProxy in the foreground prints its notices (a server up or down,
+        # no server available, the hold's Lua warning) on stderr, once each. A `log stdout`
+        # target printed every one of them a second time, without its level.
         *([f"    lua-load {ROUTER_LUA}",
            # HAProxy 2.6 aborts a Lua action after 4 s (its sleeps included): outlast a hold.
            f"    tune.lua.session-timeout {max(holds.values()) + 1000}ms"] if holds else []),
@@ -114,8 +116,6 @@ def haproxy_config(bind_address: str, node: str, role: str, topology: links.Topo
         "",
         "defaults",
         "    mode tcp",
-        "    log global",
-        "    option dontlognull",
         # A killed leader's address swallows SYNs: give up fast and, with redispatch, let the
         # retry go to whichever master is up instead of waiting out the dead one 4 times.
         "    timeout connect 300ms",

@@ -83,6 +83,22 @@ def test_each_client_and_chunkserver_gets_its_own_steps():
     assert chunkserver["registered"] == pytest.approx(2.5461, abs=1e-3)
 
 
+def test_the_routers_stderr_lines_give_the_same_steps():
+    """HAProxy prints its notices on stderr with a level prefix (the routers have no log
+    target): the router switch and the hold read from that form too."""
+    stderr_form = [
+        CLIENT_2[0],
+        ("2026-11-29T23:04:56.409404201Z [WARNING]  (10) : Server clients/master-3 is UP via "
+         "leader-check/master-3. 1 active and 0 backup servers online."),
+        ("2026-11-29T23:04:56.416650024Z [warning] 333/230456 (10) : event=router_hold "
+         "listener=clients waited_ms=260 routed=true"),
+        CLIENT_2[-1]]
+    lines = fb.timed(stderr_form)
+    assert fb.router_switched(lines, "clients", "master-3", KILLED_AT) == pytest.approx(
+        KILLED_AT + 2.3578, abs=1e-3)
+    assert fb.held_ms(lines, "clients", KILLED_AT) == 260
+
+
 def test_a_step_that_did_not_happen_is_left_out_not_invented():
     result = fb.round_breakdown(KILLED_AT, DEAD_AT, "master-2",
                                 {"master-2": [], "client-1": CLIENT_2[:1]}, {}, {"client-1": []})
