@@ -37,6 +37,7 @@ from benchlib import Timeout, figures, histories_now, leaders, log, steady, wait
 from failover_breakdown import describe, round_breakdown, summarize
 
 from chaosmoose import _docker, _settings
+from chaosmoose.chunkserver._chunks import chunkserver_addresses
 from chaosmoose.workload.actions import start_workload, stop_workload
 from chaosmoose.workload.probes import check_acknowledged_writes
 
@@ -45,17 +46,6 @@ def running(container: Any) -> bool:
     """The container is still running (reloaded from the Docker API)."""
     container.reload()
     return container.status == "running"
-
-
-def addresses(containers: dict[str, Any]) -> dict[str, str]:
-    """Every IP address of the given containers (name -> container), mapped to the name."""
-    found = {}
-    for name, container in containers.items():
-        container.reload()
-        for network in container.attrs["NetworkSettings"]["Networks"].values():
-            if network.get("IPAddress"):
-                found[network["IPAddress"]] = name
-    return found
 
 
 def collect_logs(containers: dict[str, Any], since: float) -> dict[str, list[str]]:
@@ -70,9 +60,7 @@ def breakdown(project: str, config: dict[str, Any], killed_at: float, dead_at: f
     names = [new_leader, *_settings.chunkservers(config, None), *_settings.clients(config, None)]
     containers = {name: _docker.find_container(project, name) for name in names}
     return round_breakdown(killed_at, dead_at, new_leader, collect_logs(containers, killed_at - 1),
-                           addresses({n: c for n, c in containers.items()
-                                      if n.startswith("chunkserver-")}),
-                           histories_now(config))
+                           chunkserver_addresses(config, None), histories_now(config))
 
 
 def main() -> int:

@@ -104,8 +104,9 @@ def chunkserver_registrations(lines: Sequence[tuple[float, str]], after: float) 
 def client_ops(records: Iterable[Mapping[str, Any]], killed_at: float,
                dead_at: float) -> dict[str, float]:
     """From one client's workload history: when the operation running when the old leader's
-    container was gone (``dead_at``) finished (``in_flight_done``), and when the first file creation invoked after the old leader was
-    dead was acknowledged (``first_file``), both in seconds after the kill."""
+    container was gone (``dead_at``) finished (``in_flight_done``), and when the first file
+    creation invoked after that was acknowledged (``first_file``), both in seconds after
+    the kill."""
     records = list(records)
     invoked: dict[int, float] = {}
     done: dict[int, float] = {}

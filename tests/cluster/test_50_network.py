@@ -175,8 +175,8 @@ def test_isolation_shorter_than_the_lease_keeps_the_leader_and_a_frozen_leader_n
     then followers answer again, a renewal succeeds and it thaws; same leader, same epoch,
     nothing lost. (A 0.45 s hold, stretched to 0.7 s, left 0.23 s once in CI: too little
     on a loaded 2-core machine, and the leader fenced, as it must.) Long (5 s): it
-    freezes, fences, another master takes over. Either way /leader of the cut-off master never answers 200 while its
-    serving history says it is frozen.
+    freezes, fences, another master takes over. Either way /leader of the cut-off master
+    never answers 200 while its serving history says it is frozen.
     """
     def short_cut(experiment: dict) -> None:
         method = experiment["method"]
