@@ -3,9 +3,12 @@ and the chunk tool run inside chunkserver containers."""
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import shlex
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from chaosmoose.chunkserver import chunktool
 from chaosmoose.workload import _clients
 
 __all__: list[str] = []  # not an activity module
+
+logger = logging.getLogger("chaostoolkit")
 
 TIERS_ROOT = "/var/lib/mooseng/tiers"  # MOOSENG_DATA_DIR/tiers in chunkserver containers
 TOOL = ["python3", "/tmp/chaosmoose/chunktool.py"]
@@ -98,36 +103,111 @@ def chunkserver_addresses(configuration: Configuration, secrets: Secrets) -> dic
     return found
 
 
-def pick_copy(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
-              configuration: Configuration, secrets: Secrets) -> str:
-    """The chunkserver service whose VALID copy of ``chunk`` to hit: ``random``, ``first``,
-    or a chunkserver name."""
+def copy_candidates(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
+                    configuration: Configuration, secrets: Secrets) -> list[str]:
+    """The chunkserver services whose VALID copy of ``chunk`` may be hit, in the order to
+    try them: ``random`` (every holder, shuffled), ``first`` or a chunkserver name (one)."""
     holders = [addresses.get(c["address"]) for c in chunk["copies"] if c["status"] == "VALID"]
     holders = [h for h in holders if h]
     if not holders:
         raise ActivityFailed(f"chunk {chunk['chunk']} has no valid copy on a configured "
                              f"chunkserver: {chunk['copies']}")
     if copy == "random":
-        return random.choice(holders)
+        return random.sample(holders, len(holders))
     if copy == "first":
-        return holders[0]
+        return holders[:1]
     if copy not in _settings.chunkservers(configuration, secrets):
         raise _settings.SettingError(f"copy {copy!r} is invalid; expected random, first or a "
                                      "configured chunkserver")
     if copy not in holders:
         raise ActivityFailed(f"{copy} holds no valid copy of chunk {chunk['chunk']}; holders: "
                              f"{', '.join(holders)}")
-    return copy
+    return [copy]
 
 
-def tool(container: Any, args: list[str], what: str) -> dict[str, Any]:
-    """Ship the chunk tool into ``container``, run it, decode its JSON; fail on an error."""
+def pick_copy(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
+              configuration: Configuration, secrets: Secrets) -> str:
+    """The chunkserver service whose VALID copy of ``chunk`` to hit: ``random``, ``first``,
+    or a chunkserver name."""
+    return copy_candidates(chunk, copy, addresses, configuration, secrets)[0]
+
+
+def tool(container: Any, args: list[str], what: str, fail: bool = True) -> dict[str, Any]:
+    """Ship the chunk tool into ``container``, run it, decode its JSON; fail on an error
+    (``fail=False``: return it, ``{"error", ...}``)."""
     _docker.put_file(container, "/tmp", "chaosmoose/chunktool.py",
                      Path(chunktool.__file__).read_bytes(), "the chunk tool")
     result = _docker.exec_json(container, TOOL + args, what, "the chunk tool")
-    if "error" in result:
+    if fail and "error" in result:
         raise ActivityFailed(f"{what}: {result['error']}")
     return result
+
+
+@dataclass(frozen=True)
+class LocatedCopy:
+    """One copy of a chunk whose file is on its chunkserver's disk."""
+
+    chunk: str  # ID_VERSION
+    service: str  # chunkserver service
+    address: str  # the chunkserver's IP, as mfsfileinfo lists the copy
+    container: Any
+    where: dict[str, Any]  # the chunk tool's locate result: file, offset, header, original
+
+
+def locate_copy(path: str, index: int, copy: str, offset: int, length: int, reader: str,
+                timeout: float, configuration: Configuration, secrets: Secrets,
+                poll: float = 1.0) -> LocatedCopy:
+    """The copy of chunk ``index`` of ``path`` chosen by ``copy``, once every valid copy of
+    the chunk has its file on disk, with the ``length`` bytes at data ``offset`` of it.
+
+    MooseFS lists a copy it is still replicating as valid (3.0.117 ``chunks.c``: a BUSY copy
+    is reported as ``CHECK_VALID``) while the destination writes it as version 0 until the
+    replication ends, so a chunk written a moment ago may still be on its way to its goal.
+    ``mfsfileinfo`` is asked again every ``poll`` seconds until each listed copy is on disk;
+    after ``timeout`` seconds a chosen copy that is on disk is taken anyway, and the action
+    fails only when none is.
+    """
+    project = _settings.project(configuration, secrets)
+    addresses = chunkserver_addresses(configuration, secrets)
+    deadline = time.monotonic() + timeout
+    while True:
+        chunks = fileinfo(path, reader, configuration, secrets)
+        if index >= len(chunks):
+            raise ActivityFailed(f"{path} has {len(chunks)} chunk(s); chunk {index} does not "
+                                 "exist")
+        chunk = chunks[index]
+        chosen = copy_candidates(chunk, copy, addresses, configuration, secrets)
+        found: dict[str, LocatedCopy] = {}
+        missing: list[str] = []
+        for service in sorted(set(copy_candidates(chunk, "random", addresses, configuration,
+                                                  secrets))):
+            container = _docker.find_container(project, service)
+            what = f"finding chunk {chunk['chunk']} on {service}"
+            where = tool(container, ["locate", "--root", TIERS_ROOT, "--chunk", chunk["chunk"],
+                                     "--offset", str(offset), "--length", str(length)],
+                         what, fail=False)
+            if "error" not in where:
+                address = next(ip for ip, name in addresses.items() if name == service)
+                found[service] = LocatedCopy(chunk["chunk"], service, address, container, where)
+            elif where.get("missing"):
+                missing.append(f"{service}: {where['error']}")
+            else:
+                raise ActivityFailed(f"{what}: {where['error']}")
+        ready = [found[s] for s in chosen if s in found]
+        if ready and not missing:
+            return ready[0]
+        if time.monotonic() + poll > deadline:
+            if ready:
+                logger.warning("event=chunk_not_settled chunk=%s path=%s waited=%gs detail=%r; "
+                               "taking the copy on %s", chunk["chunk"], path, timeout,
+                               "; ".join(missing), ready[0].service)
+                return ready[0]
+            raise ActivityFailed(f"chunk {chunk['chunk']} of {path}: MooseFS lists a valid copy "
+                                 f"but none chosen by copy={copy!r} has its file after "
+                                 f"{timeout:g} s ({'; '.join(missing)})")
+        logger.info("event=chunk_not_settled chunk=%s path=%s detail=%r; asking mfsfileinfo "
+                    "again in %g s", chunk["chunk"], path, "; ".join(missing), poll)
+        time.sleep(poll)
 
 
 def read_sha256(path: str, client: str, configuration: Configuration, secrets: Secrets) -> str:

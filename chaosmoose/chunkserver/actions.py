@@ -108,8 +108,8 @@ def start_chunkservers(configuration: Configuration = None, secrets: Secrets = N
 
 
 def corrupt_chunk(path: str, client: str = "", chunk: int = 0, copy: str = "random",
-                  offset: int = 0, length: int = 16, configuration: Configuration = None,
-                  secrets: Secrets = None) -> dict:
+                  offset: int = 0, length: int = 16, settle_timeout: float = 60,
+                  configuration: Configuration = None, secrets: Secrets = None) -> dict:
     """Corrupt one copy of a chunk of ``path`` on its chunkserver's disk (bit rot).
 
     Inverts ``length`` bytes at data ``offset`` of chunk number ``chunk`` of ``path``
@@ -117,6 +117,8 @@ def corrupt_chunk(path: str, client: str = "", chunk: int = 0, copy: str = "rand
     ``first`` or a chunkserver name. The block's CRC no longer matches, so MooseFS must
     refuse that copy, serve the other and replicate. First reads the file's SHA-256
     through ``client`` (default: the first client): every later read must return it.
+    A chunk MooseFS is still replicating has a copy without a file; the action waits up to
+    ``settle_timeout`` seconds for every copy to be on disk before it picks one.
     Returns ``{"path", "chunk", "chunkserver", "file", "offset", "sha256", "fault"}``;
     rollback ``undo_corruption`` puts the original bytes back if the copy still exists.
     """
@@ -124,23 +126,15 @@ def corrupt_chunk(path: str, client: str = "", chunk: int = 0, copy: str = "rand
     index = _settings.parse_int("chunk", chunk)
     at = _settings.parse_int("offset", offset)
     size = _settings.parse_int("length", length, minimum=1)
+    settle = _settings.parse_float("settle_timeout", settle_timeout)
     reader = _chunks.client_of(client, configuration, secrets)
-    chunks = _chunks.fileinfo(path, reader, configuration, secrets)
-    if index >= len(chunks):
-        raise ActivityFailed(f"{path} has {len(chunks)} chunk(s); chunk {index} does not exist")
-    target_chunk = chunks[index]
-    addresses = _chunks.chunkserver_addresses(configuration, secrets)
-    service = _chunks.pick_copy(target_chunk, copy, addresses, configuration, secrets)
-    project = _settings.project(configuration, secrets)
-    container = _docker.find_container(project, service)
     sha = _chunks.read_sha256(path, reader, configuration, secrets)
-    where = _chunks.tool(container, ["locate", "--root", _chunks.TIERS_ROOT, "--chunk",
-                                     target_chunk["chunk"], "--offset", str(at),
-                                     "--length", str(size)],
-                         f"finding chunk {target_chunk['chunk']} on {service}")
+    located = _chunks.locate_copy(path, index, copy, at, size, reader, settle, configuration,
+                                  secrets)
+    service, container, where = located.service, located.container, located.where
+    project = _settings.project(configuration, secrets)
     original = where["original"]
     corrupted = bytes(b ^ 0xFF for b in bytes.fromhex(original)).hex()
-    address = next(ip for ip, name in addresses.items() if name == service)
 
     def apply() -> None:
         done = _chunks.tool(container, ["swap", "--file", where["file"], "--offset",
@@ -153,13 +147,13 @@ def corrupt_chunk(path: str, client: str = "", chunk: int = 0, copy: str = "rand
     fault = _faults.inject(ledger, "chunk.corrupt",
                            _container.target_of(container, project, service),
                            _settings.run_id(configuration, secrets), apply, path=path,
-                           client=reader, chunk=target_chunk["chunk"], address=address,
+                           client=reader, chunk=located.chunk, address=located.address,
                            file=where["file"], offset=where["offset"], header=where["header"],
                            original=original,
                            corrupted=corrupted, sha256=sha)
-    logger.info("corrupted %d bytes of chunk %s of %s on %s (%s)", size, target_chunk["chunk"],
-                path, service, where["file"])
-    return {"path": path, "chunk": target_chunk["chunk"], "chunkserver": service,
+    logger.info("corrupted %d bytes of chunk %s of %s on %s (%s)", size, located.chunk, path,
+                service, where["file"])
+    return {"path": path, "chunk": located.chunk, "chunkserver": service,
             "file": where["file"], "offset": where["offset"], "sha256": sha, "fault": fault["id"]}
 
 

@@ -5,7 +5,8 @@ per 64 KiB block) followed by whole 64 KiB data blocks, so the header length is 
 size modulo 64 KiB. Commands print one JSON object:
 
   locate --root DIR --chunk ID_VERSION --offset N --length L
-      the file holding the chunk and the L bytes at data offset N (hex)
+      the file holding the chunk and the L bytes at data offset N (hex); when there is
+      none, "missing" is true and "replicating" says whether a replication is writing it
   swap --file F --offset N --expect HEX --data HEX
       write DATA at file offset N only if the bytes there are EXPECT (compare and swap),
       fsync; how = "written", "already" (DATA is there), "gone" or "changed"
@@ -40,7 +41,13 @@ def locate(root: str, chunk: str, offset: int, length: int) -> dict[str, Any]:
     """Find the chunk file under ``root`` and read ``length`` bytes at data ``offset``."""
     found = sorted(glob.glob(os.path.join(root, "*", "*", f"chunk_{chunk}.mfs")))
     if not found:
-        return {"error": f"no file for chunk {chunk} under {root}"}
+        # A replication destination writes chunk_<ID>_00000000.mfs until it is complete
+        # (MooseFS 3.0 replicator.c: hdd_create(chunkid, 0), then hdd_version to the real one).
+        chunk_id = chunk.partition("_")[0]
+        replicating = bool(glob.glob(os.path.join(root, "*", "*", f"chunk_{chunk_id}_00000000.mfs")))
+        return {"error": f"no file for chunk {chunk} under {root}"
+                         + (" (a copy is being replicated here)" if replicating else ""),
+                "missing": True, "replicating": replicating}
     path = found[0]
     size = os.path.getsize(path)
     header = size % BLOCK

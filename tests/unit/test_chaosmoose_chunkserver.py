@@ -99,6 +99,65 @@ def test_locate_refuses_offsets_outside_the_data_and_unknown_chunks(chunk_file, 
         "locate", "--root", root, "--chunk", "00000000000009FF_00000001")["error"]
 
 
+def test_locate_says_when_a_copy_is_still_being_replicated_there(chunk_file, tmp_path):
+    root = str(tmp_path / "tiers")
+    chunk_file.rename(chunk_file.with_name("chunk_00000000000001B0_00000000.mfs"))
+    found = run_tool("locate", "--root", root, "--chunk", "00000000000001B0_00000001")
+    assert found["missing"] is True and found["replicating"] is True
+    assert "being replicated here" in found["error"]
+    other = run_tool("locate", "--root", root, "--chunk", "00000000000009FF_00000001")
+    assert other["missing"] is True and other["replicating"] is False
+
+
+class FakeCluster:
+    """Unit-test fake of what locate_copy asks: mfsfileinfo rounds and chunk files on disk.
+
+    ``on_disk[n]`` is the set of chunkservers holding the chunk's file in round ``n``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, on_disk: list[set[str]]) -> None:
+        self.on_disk, self.round = on_disk, -1
+        monkeypatch.setattr(_chunks, "chunkserver_addresses", lambda c, s: ADDRESSES)
+        monkeypatch.setattr(_chunks, "fileinfo", self.fileinfo)
+        monkeypatch.setattr(_chunks._docker, "find_container", lambda project, name: name)
+        monkeypatch.setattr(_chunks, "tool", self.tool)
+        monkeypatch.setattr(_chunks._settings, "project", lambda c, s: "mooseng")
+
+    def fileinfo(self, path, client, configuration, secrets):
+        self.round += 1
+        return _chunks.parse_fileinfo(FILEINFO)
+
+    def tool(self, container, args, what, fail=True):
+        if container in self.on_disk[min(self.round, len(self.on_disk) - 1)]:
+            return {"file": f"/{container}/chunk.mfs", "offset": 8192, "header": 8192,
+                    "original": "00"}
+        return {"error": "no file for chunk", "missing": True, "replicating": True}
+
+
+def test_locate_copy_waits_until_every_listed_copy_is_on_disk(monkeypatch):
+    fake = FakeCluster(monkeypatch, [{"chunkserver-1"}, {"chunkserver-1", "chunkserver-2"}])
+    got = _chunks.locate_copy("f", 0, "chunkserver-1", 0, 1, "client-1", 10, None, None, poll=0)
+    # chunkserver-1's file was there at once, but chunkserver-2's copy was still on its way.
+    assert fake.round == 1
+    assert (got.service, got.address, got.where["file"]) == ("chunkserver-1", "172.18.0.6",
+                                                             "/chunkserver-1/chunk.mfs")
+
+
+def test_locate_copy_takes_a_chosen_copy_on_disk_after_the_timeout(monkeypatch):
+    FakeCluster(monkeypatch, [{"chunkserver-1"}])
+    for _ in range(5):
+        got = _chunks.locate_copy("f", 0, "random", 0, 1, "client-1", 0, None, None, poll=0)
+        assert got.service == "chunkserver-1"
+
+
+def test_locate_copy_fails_naming_the_copy_that_never_reached_the_disk(monkeypatch):
+    FakeCluster(monkeypatch, [{"chunkserver-1"}])
+    with pytest.raises(ActivityFailed, match=r"none chosen by copy='chunkserver-2' has its file "
+                                             r"after 0 s \(chunkserver-2: no file for chunk\)"):
+        _chunks.locate_copy("f", 0, "chunkserver-2", 0, 1, "client-1", 0, None, None, poll=0)
+    with pytest.raises(ActivityFailed, match="f has 2 chunk\\(s\\); chunk 5 does not exist"):
+        _chunks.locate_copy("f", 5, "random", 0, 1, "client-1", 0, None, None, poll=0)
+
+
 def fake_chunkserver(status: int, blocks: int) -> tuple[int, list[bytes]]:
     """A socket answering one CLTOCS_READ with data packets and a status (a unit-test fake)."""
     server = socket.socket()
