@@ -162,8 +162,10 @@ def locate_copy(path: str, index: int, copy: str, offset: int, length: int, read
 
     MooseFS lists a copy it is still replicating as valid (3.0.117 ``chunks.c``: a BUSY copy
     is reported as ``CHECK_VALID``) while the destination writes it as version 0 until the
-    replication ends, so a chunk written a moment ago may still be on its way to its goal.
-    ``mfsfileinfo`` is asked again every ``poll`` seconds until each listed copy is on disk;
+    replication ends, so a chunk written a moment ago may still be on its way to its goal;
+    and a chunkserver moving a chunk between its folders (tiers over 1 GB are rebalanced,
+    ``hdd_move``) has it in two files for a moment. ``mfsfileinfo`` is asked again every
+    ``poll`` seconds until each listed copy is in exactly one file;
     after ``timeout`` seconds a chosen copy that is on disk is taken anyway, and the action
     fails only when none is.
     """

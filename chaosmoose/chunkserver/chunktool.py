@@ -6,7 +6,8 @@ size modulo 64 KiB. Commands print one JSON object:
 
   locate --root DIR --chunk ID_VERSION --offset N --length L
       the file holding the chunk and the L bytes at data offset N (hex); when there is
-      none, "missing" is true and "replicating" says whether a replication is writing it
+      none (or two, during a move between folders), "missing" is true and "replicating"
+      says whether a replication is writing it
   swap --file F --offset N --expect HEX --data HEX
       write DATA at file offset N only if the bytes there are EXPECT (compare and swap),
       fsync; how = "written", "already" (DATA is there), "gone" or "changed"
@@ -48,6 +49,11 @@ def locate(root: str, chunk: str, offset: int, length: int) -> dict[str, Any]:
         return {"error": f"no file for chunk {chunk} under {root}"
                          + (" (a copy is being replicated here)" if replicating else ""),
                 "missing": True, "replicating": replicating}
+    if len(found) > 1:
+        # The chunkserver moves chunks between its folders (hdd_move): it renames the new file
+        # into place, then unlinks the old one; which of the two to hit is not ours to guess.
+        return {"error": f"chunk {chunk} is in {len(found)} files under {root} (a move "
+                         "between folders in progress)", "missing": True, "replicating": False}
     path = found[0]
     size = os.path.getsize(path)
     header = size % BLOCK

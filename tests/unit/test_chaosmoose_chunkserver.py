@@ -109,6 +109,19 @@ def test_locate_says_when_a_copy_is_still_being_replicated_there(chunk_file, tmp
     assert other["missing"] is True and other["replicating"] is False
 
 
+def test_locate_does_not_guess_between_two_files_of_a_chunk_being_moved(chunk_file, tmp_path):
+    moved = tmp_path / "tiers" / "bulk" / "3A" / chunk_file.name
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(chunk_file.read_bytes())
+    found = run_tool("locate", "--root", str(tmp_path / "tiers"), "--chunk",
+                     "00000000000001B0_00000001")
+    assert found["missing"] is True and "in 2 files" in found["error"]
+    chunk_file.unlink()
+    found = run_tool("locate", "--root", str(tmp_path / "tiers"), "--chunk",
+                     "00000000000001B0_00000001")
+    assert found["file"] == str(moved)
+
+
 class FakeCluster:
     """Unit-test fake of what locate_copy asks: mfsfileinfo rounds and chunk files on disk.
 
