@@ -216,7 +216,8 @@ def read_sha256(path: str, client: str, configuration: Configuration, secrets: S
     """SHA-256 of ``path`` read through ``client`` (the workload runner's canary read)."""
     full = f"{_settings.mount_point(client, configuration, secrets)}/{check_path(path)}"
     container = _docker.find_container(_settings.project(configuration, secrets), client)
-    result = _clients.runner_json(container, ["canary", "--path", full], f"reading {path} on {client}")
+    result = _clients.runner_json(container, ["canary", "--path", full],
+                                  f"reading {path} on {client}")
     if "error" in result:
         raise ActivityFailed(f"reading {path} on {client} failed: {result['error']}")
     return str(result["sha256"])

@@ -287,9 +287,9 @@ def fail_disk(chunkserver: str, tier: str, configuration: Configuration = None,
     reloads it: MooseFS drops the folder (``mfscli -SHD`` lists it ``invalid`` or
     ``damaged``), reports its chunks lost and replicates them from the other chunkservers.
     Recorded in the ledger before the failure; rollback ``undo_disk_faults`` makes the tier
-    readable again and MooseFS takes the folder up and rescans it. Fails before touching anything when the chunkserver or tier is
-    unknown or the tier is already failed. Returns ``{"chunkserver", "tier", "fault",
-    "path"}``.
+    readable again and MooseFS takes the folder up and rescans it. Fails before touching
+    anything when the chunkserver or tier is unknown or the tier is already failed.
+    Returns ``{"chunkserver", "tier", "fault", "path"}``.
     """
     return _switch_on(_disks.FAIL, "fail", "failed", chunkserver, tier, configuration, secrets)
 
@@ -315,10 +315,11 @@ def set_storage_class(path: str, storage_class: str, client: str = "",
     """Put a folder and everything in it into a MooseFS storage class.
 
     Folder ``path`` (relative to the mount, created if missing) goes into class
-    ``storage_class`` (``mfssetsclass -r``) through ``client``. New files and folders below it inherit the class. Not a fault (nothing to undo): it
-    prepares a folder for a placement experiment. Fails before touching anything when the
-    name is not a class name or MooseFS lists no such class (``mfscli -SSC``). Returns
-    ``{"path", "storage_class", "client"}``.
+    ``storage_class`` (``mfssetsclass -r``) through ``client``. New files and folders below
+    it inherit the class. Not a fault (nothing to undo): it prepares a folder for a
+    placement experiment. Fails before touching anything when the name is not a class name
+    or MooseFS lists no such class (``mfscli -SSC``). Returns ``{"path", "storage_class",
+    "client"}``.
     """
     _chunks.check_path(path)
     problem = _mfs.class_problem(storage_class)

@@ -45,7 +45,8 @@ def locate(root: str, chunk: str, offset: int, length: int) -> dict[str, Any]:
         # A replication destination writes chunk_<ID>_00000000.mfs until it is complete
         # (MooseFS 3.0 replicator.c: hdd_create(chunkid, 0), then hdd_version to the real one).
         chunk_id = chunk.partition("_")[0]
-        replicating = bool(glob.glob(os.path.join(root, "*", "*", f"chunk_{chunk_id}_00000000.mfs")))
+        pattern = os.path.join(root, "*", "*", f"chunk_{chunk_id}_00000000.mfs")
+        replicating = bool(glob.glob(pattern))
         return {"error": f"no file for chunk {chunk} under {root}"
                          + (" (a copy is being replicated here)" if replicating else ""),
                 "missing": True, "replicating": replicating}

@@ -74,7 +74,8 @@ def wait_for_goal(path: str, goal: int = 2, client: str = "", timeout: float = 1
     began = time.monotonic()
     while True:
         chunks = _chunks.fileinfo(path, reader, configuration, secrets)
-        short = [{"chunk": c["chunk"], "valid": sum(1 for k in c["copies"] if k["status"] == "VALID")}
+        short = [{"chunk": c["chunk"],
+                  "valid": sum(1 for k in c["copies"] if k["status"] == "VALID")}
                  for c in chunks]
         short = [s for s in short if s["valid"] < want]
         waited = round(time.monotonic() - began, 2)
@@ -534,10 +535,11 @@ def placement_matches_class(path: str, storage_class: str = "", avoid: str = "",
     """Check that every chunk under folder ``path`` sits on servers its class allows.
 
     Every chunk of every file under ``path`` must be on servers whose labels satisfy its
-    storage class's keep expressions. Reads each file's class (``mfsgetsclass``) and chunk copies (``mfsfileinfo``), the
-    classes' keep expressions (``mfscli -SSC``) and each chunkserver's labels (``mfscli
-    -SCS``). A chunk matches when every keep expression has its own valid copy on a server
-    satisfying it and no valid copy is on a server satisfying none. With ``storage_class``
+    storage class's keep expressions. Reads each file's class (``mfsgetsclass``) and chunk
+    copies (``mfsfileinfo``), the classes' keep expressions (``mfscli -SSC``) and each
+    chunkserver's labels (``mfscli -SCS``). A chunk matches when every keep expression has
+    its own valid copy on a server satisfying it and no valid copy is on a server
+    satisfying none. With ``storage_class``
     every file must also be in that class; ``avoid`` (chunkservers, comma-separated) must
     hold no valid copy: after losing one, the class is met by the others. With ``timeout``
     > 0, polls every 2 s until it matches (MooseFS moves a new chunk from its create to its
