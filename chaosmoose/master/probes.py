@@ -173,7 +173,10 @@ def cluster_healthy(expected_chunkservers: int = 3, timeout: float = 0.0,
     expected = _settings.parse_int("expected_chunkservers", expected_chunkservers, minimum=0)
     overgoal = _settings.parse_bool("include_overgoal", include_overgoal)
     wait = _settings.parse_float("timeout", timeout)
-    deadline = time.monotonic() + wait
+    began = time.monotonic()
+    deadline = began + wait
+    said: list[str] = []
+    said_at = 0.0
     while True:
         try:
             name, body = _leader_cluster(configuration, secrets)
@@ -181,9 +184,18 @@ def cluster_healthy(expected_chunkservers: int = 3, timeout: float = 0.0,
         except ActivityFailed as exc:
             problems = [str(exc)]
         if not problems:
+            if said:
+                logger.info("event=cluster_healthy waited=%.1fs", time.monotonic() - began)
             return True
         if time.monotonic() >= deadline:
             return _fail(raise_on_unhealthy, "cluster unhealthy: " + "; ".join(problems))
+        now = time.monotonic()
+        if not said or (problems != said and now - said_at >= 10.0):
+            # A line at the first look and at most every 10 s after, when anything changed:
+            # a long wait says what it waited for.
+            logger.info("event=cluster_unhealthy after=%.1fs problems=%r", now - began,
+                        "; ".join(problems))
+            said, said_at = problems, now
         time.sleep(1.0)
 
 

@@ -104,6 +104,23 @@ def test_cluster_healthy_checks_chunkserver_count_and_matrix(requests_mock, conf
         probes.cluster_healthy(configuration=config)
 
 
+def test_cluster_healthy_waits_saying_what_it_waits_for(requests_mock, config, monkeypatch,
+                                                        caplog):
+    mock_masters(requests_mock)
+    healthy = {"chunkservers": [{}, {}, {}], "chunks": {"missing": 0, "undergoal": 0}}
+    under = {"chunkservers": [{}, {}, {}], "chunks": {"missing": 0, "undergoal": 7}}
+    requests_mock.get(MASTERS["master-1"] + "/cluster",
+                      [{"json": under}, {"json": under}, {"json": healthy}])
+    monkeypatch.setattr(probes.time, "sleep", lambda seconds: None)
+    with caplog.at_level("INFO", logger="chaostoolkit"):
+        assert probes.cluster_healthy(timeout=60, configuration=config) is True
+    lines = [r.getMessage() for r in caplog.records if "event=cluster_" in r.getMessage()]
+    # One line for the first look (the unchanged second look says nothing), one at the end.
+    assert len(lines) == 2
+    assert "event=cluster_unhealthy" in lines[0] and "7 chunks undergoal" in lines[0]
+    assert lines[1].startswith("event=cluster_healthy waited=")
+
+
 def test_cluster_healthy_rejects_malformed_arguments(config):
     with pytest.raises(ActivityFailed, match="expected_chunkservers='three'"):
         probes.cluster_healthy(expected_chunkservers="three", configuration=config)
