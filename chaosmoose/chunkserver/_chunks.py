@@ -103,15 +103,25 @@ def chunkserver_addresses(configuration: Configuration, secrets: Secrets) -> dic
     return found
 
 
+def valid_holders(chunk: dict[str, Any], addresses: dict[str, str]) -> dict[str, str]:
+    """``{chunkserver service: address}`` of the configured chunkservers ``mfsfileinfo`` lists
+    with a VALID copy of ``chunk``, in its order; fails when there is none."""
+    holders: dict[str, str] = {}
+    for listed in chunk["copies"]:
+        service = addresses.get(listed["address"])
+        if listed["status"] == "VALID" and service:
+            holders.setdefault(service, listed["address"])
+    if not holders:
+        raise ActivityFailed(f"chunk {chunk['chunk']} has no valid copy on a configured "
+                             f"chunkserver: {chunk['copies']}")
+    return holders
+
+
 def copy_candidates(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
                     configuration: Configuration, secrets: Secrets) -> list[str]:
     """The chunkserver services whose VALID copy of ``chunk`` may be hit, in the order to
     try them: ``random`` (every holder, shuffled), ``first`` or a chunkserver name (one)."""
-    holders = [addresses.get(c["address"]) for c in chunk["copies"] if c["status"] == "VALID"]
-    holders = [h for h in holders if h]
-    if not holders:
-        raise ActivityFailed(f"chunk {chunk['chunk']} has no valid copy on a configured "
-                             f"chunkserver: {chunk['copies']}")
+    holders = list(valid_holders(chunk, addresses))
     if copy == "random":
         return random.sample(holders, len(holders))
     if copy == "first":
@@ -123,13 +133,6 @@ def copy_candidates(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
         raise ActivityFailed(f"{copy} holds no valid copy of chunk {chunk['chunk']}; holders: "
                              f"{', '.join(holders)}")
     return [copy]
-
-
-def pick_copy(chunk: dict[str, Any], copy: str, addresses: dict[str, str],
-              configuration: Configuration, secrets: Secrets) -> str:
-    """The chunkserver service whose VALID copy of ``chunk`` to hit: ``random``, ``first``,
-    or a chunkserver name."""
-    return copy_candidates(chunk, copy, addresses, configuration, secrets)[0]
 
 
 def tool(container: Any, args: list[str], what: str, fail: bool = True) -> dict[str, Any]:
@@ -165,9 +168,8 @@ def locate_copy(path: str, index: int, copy: str, offset: int, length: int, read
     replication ends, so a chunk written a moment ago may still be on its way to its goal;
     and a chunkserver moving a chunk between its folders (tiers over 1 GB are rebalanced,
     ``hdd_move``) has it in two files for a moment. ``mfsfileinfo`` is asked again every
-    ``poll`` seconds until each listed copy is in exactly one file;
-    after ``timeout`` seconds a chosen copy that is on disk is taken anyway, and the action
-    fails only when none is.
+    ``poll`` seconds until each listed copy is in exactly one file; after ``timeout`` seconds
+    a chosen copy that is on disk is taken anyway, and the action fails only when none is.
     """
     project = _settings.project(configuration, secrets)
     addresses = chunkserver_addresses(configuration, secrets)
@@ -181,15 +183,13 @@ def locate_copy(path: str, index: int, copy: str, offset: int, length: int, read
         chosen = copy_candidates(chunk, copy, addresses, configuration, secrets)
         found: dict[str, LocatedCopy] = {}
         missing: list[str] = []
-        for service in sorted(set(copy_candidates(chunk, "random", addresses, configuration,
-                                                  secrets))):
+        for service, address in valid_holders(chunk, addresses).items():
             container = _docker.find_container(project, service)
             what = f"finding chunk {chunk['chunk']} on {service}"
             where = tool(container, ["locate", "--root", TIERS_ROOT, "--chunk", chunk["chunk"],
                                      "--offset", str(offset), "--length", str(length)],
                          what, fail=False)
             if "error" not in where:
-                address = next(ip for ip, name in addresses.items() if name == service)
                 found[service] = LocatedCopy(chunk["chunk"], service, address, container, where)
             elif where.get("missing"):
                 missing.append(f"{service}: {where['error']}")

@@ -539,9 +539,8 @@ def placement_matches_class(path: str, storage_class: str = "", avoid: str = "",
     copies (``mfsfileinfo``), the classes' keep expressions (``mfscli -SSC``) and each
     chunkserver's labels (``mfscli -SCS``). A chunk matches when every keep expression has
     its own valid copy on a server satisfying it and no valid copy is on a server
-    satisfying none. With ``storage_class``
-    every file must also be in that class; ``avoid`` (chunkservers, comma-separated) must
-    hold no valid copy: after losing one, the class is met by the others. With ``timeout``
+    satisfying none. With ``storage_class`` every file must also be in that class;
+    ``avoid`` (chunkservers, comma-separated) must hold no valid copy: after losing one, the class is met by the others. With ``timeout``
     > 0, polls every 2 s until it matches (MooseFS moves a new chunk from its create to its
     keep labels within seconds; the master drops a lost chunkserver's copies once it
     noticed, then replicates), and a read that fails (no master answered) is retried too.

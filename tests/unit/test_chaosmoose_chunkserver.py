@@ -38,16 +38,18 @@ def test_parse_fileinfo_keeps_chunk_names_and_copy_states():
     assert _chunks.parse_fileinfo("no chunks here") == []
 
 
-def test_pick_copy_takes_only_valid_copies_and_checks_names():
+def test_copy_candidates_take_only_valid_copies_and_check_names():
     chunk = _chunks.parse_fileinfo(FILEINFO)[0]
-    assert _chunks.pick_copy(chunk, "first", ADDRESSES, None, None) == "chunkserver-2"
+    assert _chunks.valid_holders(chunk, ADDRESSES) == {"chunkserver-2": "172.18.0.5",
+                                                       "chunkserver-1": "172.18.0.6"}
+    assert _chunks.copy_candidates(chunk, "first", ADDRESSES, None, None) == ["chunkserver-2"]
     for _ in range(20):
-        assert _chunks.pick_copy(chunk, "random", ADDRESSES, None, None) in ("chunkserver-1",
-                                                                              "chunkserver-2")
+        assert sorted(_chunks.copy_candidates(chunk, "random", ADDRESSES, None, None)) == [
+            "chunkserver-1", "chunkserver-2"]
     with pytest.raises(ActivityFailed, match="chunkserver-3 holds no valid copy"):
-        _chunks.pick_copy(chunk, "chunkserver-3", ADDRESSES, None, None)
+        _chunks.copy_candidates(chunk, "chunkserver-3", ADDRESSES, None, None)
     with pytest.raises(ActivityFailed, match="copy 'chunkserver-9' is invalid"):
-        _chunks.pick_copy(chunk, "chunkserver-9", ADDRESSES, None, None)
+        _chunks.copy_candidates(chunk, "chunkserver-9", ADDRESSES, None, None)
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "a/../../b", ""])
